@@ -1,0 +1,65 @@
+"""Partition definitions and the one race-key parser.
+
+`races` keys are `YYYY-RR` (zero-padded round). Every race key that reaches a URL or SQL goes
+through `parse_race_key` first; nothing else splits a key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import NamedTuple
+
+import dagster as dg
+
+FIRST_SEASON = 1950
+MAX_ROUND = 30  # the longest season so far has 24 rounds; leave room, reject nonsense
+
+_RACE_KEY = re.compile(r"(\d{4})-(\d{2})")
+
+
+class RaceKey(NamedTuple):
+    season: int
+    round: int
+
+    @property
+    def key(self) -> str:
+        return race_key(self.season, self.round)
+
+
+def current_season() -> int:
+    return dt.datetime.now(dt.UTC).year
+
+
+def parse_season(value: str | int) -> int:
+    text = str(value)
+    if not re.fullmatch(r"\d{4}", text):
+        raise ValueError(f"invalid season {value!r}: expected a four-digit year")
+    season = int(text)
+    if not FIRST_SEASON <= season <= current_season() + 1:
+        raise ValueError(f"invalid season {value!r}: outside {FIRST_SEASON}..{current_season() + 1}")
+    return season
+
+
+def parse_race_key(key: str) -> RaceKey:
+    """Validate a `races` partition key and split it; raises ValueError naming the key."""
+    match = _RACE_KEY.fullmatch(key) if isinstance(key, str) else None
+    if not match:
+        raise ValueError(f"invalid race partition key {key!r}: expected YYYY-RR, e.g. 2023-05")
+    season = parse_season(match.group(1))
+    rnd = int(match.group(2))
+    if not 1 <= rnd <= MAX_ROUND:
+        raise ValueError(f"invalid race partition key {key!r}: round must be 01..{MAX_ROUND}")
+    return RaceKey(season, rnd)
+
+
+def race_key(season: int, rnd: int) -> str:
+    key = f"{season:04d}-{rnd:02d}"
+    parse_race_key(key)
+    return key
+
+
+seasons_partitions = dg.StaticPartitionsDefinition(
+    [str(year) for year in range(FIRST_SEASON, current_season() + 1)]
+)
+races_partitions = dg.DynamicPartitionsDefinition(name="races")

@@ -1,0 +1,62 @@
+"""The environment, read in one place.
+
+Every configurable value has one environment name (DESIGN.md "Configuration"); unset means the
+embedded default. Functions, not module constants: the environment is read when a resource is
+set up, never at import time, so tests and `dagster dev` can change it per process.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_JOLPICA_URL = "https://api.jolpi.ca/ergast/f1/"
+DEFAULT_LIVETIMING_URL = "https://livetiming.formula1.com/"
+DEFAULT_HOURLY_BUDGET = 200
+DEFAULT_SETTLE_DAYS = 14
+
+
+def _get(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def f1_home() -> Path:
+    """Local data directory of the embedded default (warehouse file, blob store, rate ledger)."""
+    return Path(_get("F1_HOME") or Path.cwd() / ".f1_home").resolve()
+
+
+def warehouse_url() -> str:
+    """`duckdb:///path/to/file.duckdb` (default under F1_HOME) or `postgresql://…`."""
+    return _get("F1_WAREHOUSE_URL") or f"duckdb:///{f1_home() / 'warehouse.duckdb'}"
+
+
+def blob_url() -> str:
+    """A local directory (default F1_HOME/blobs) or `gs://bucket/prefix`."""
+    return _get("F1_BLOB_URL") or str(f1_home() / "blobs")
+
+
+def jolpica_url() -> str:
+    return _get("F1_JOLPICA_URL") or DEFAULT_JOLPICA_URL
+
+
+def livetiming_url() -> str:
+    return _get("F1_LIVETIMING_URL") or DEFAULT_LIVETIMING_URL
+
+
+def _int(name: str, default: int) -> int:
+    raw = _get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def jolpica_hourly_budget() -> int:
+    return _int("F1_JOLPICA_HOURLY_BUDGET", DEFAULT_HOURLY_BUDGET)
+
+
+def settle_days() -> int:
+    return _int("F1_SETTLE_DAYS", DEFAULT_SETTLE_DAYS)

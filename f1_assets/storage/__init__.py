@@ -1,0 +1,1 @@
+"""Storage backends: the warehouse (DuckDB or PostgreSQL) and the blob store (local or GCS)."""

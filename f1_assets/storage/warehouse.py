@@ -1,0 +1,338 @@
+"""The warehouse: logical tables in DuckDB (embedded default) or PostgreSQL (production).
+
+One writer for every table: `replace_partition` swaps exactly one partition's rows in one
+transaction (a crash leaves the previous version; a re-run leaves identical rows). Table DDL comes
+from `sql/schema.sql` only. Identifiers are quoted by the driver (`psycopg.sql.Identifier`, DuckDB's
+quoting), values are always bound. Called by the warehouse resource and by tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "sql" / "schema.sql"
+POSTGRES_ONLY_MARKER = "-- @postgres-only"
+_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+class WarehouseError(RuntimeError):
+    pass
+
+
+def schema_sql(postgres: bool) -> str:
+    text = _schema_text()
+    if postgres:
+        return text
+    return text.split(POSTGRES_ONLY_MARKER, 1)[0]
+
+
+def _schema_text() -> str:
+    if SCHEMA_FILE.exists():
+        return SCHEMA_FILE.read_text()
+    # installed as a wheel: the DDL ships as package data
+    from importlib.resources import files
+
+    return files("f1_assets").joinpath("schema.sql").read_text()
+
+
+def _check_ident(name: str) -> str:
+    if not _IDENT.fullmatch(name):
+        raise WarehouseError(f"invalid identifier {name!r}")
+    return name
+
+
+def _py(value: Any) -> Any:
+    """A pandas/numpy scalar as the plain Python value a driver binds (NaN/NA/NaT → None)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
+
+
+class Warehouse(ABC):
+    kind: str
+
+    @abstractmethod
+    def apply_schema(self) -> None:
+        """Create every table of sql/schema.sql that does not exist yet."""
+
+    @abstractmethod
+    def columns(self, table: str) -> list[str]:
+        """The table's column names in table order."""
+
+    @abstractmethod
+    def replace_partition(self, table: str, df: pd.DataFrame, partition: Mapping[str, Any]) -> int:
+        """Replace the rows of `table` whose columns equal `partition` with `df`, atomically."""
+
+    @abstractmethod
+    def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run a read query written with %s placeholders; values are bound, never formatted in."""
+
+    @abstractmethod
+    def execute(self, sql_text: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement with %s placeholders in its own transaction."""
+
+    def read_partition(self, table: str, partition: Mapping[str, Any]) -> pd.DataFrame:
+        cols = self.columns(table)
+        where = " AND ".join(f"{self.quote(_check_ident(k))} = %s" for k in partition)
+        order = ", ".join(self.quote(c) for c in cols)
+        sql_text = f"SELECT * FROM {self.quote(_check_ident(table))}"
+        if where:
+            sql_text += f" WHERE {where}"
+        return self.query(f"{sql_text} ORDER BY {order}", list(partition.values()))
+
+    def count(self, table: str, partition: Mapping[str, Any] | None = None) -> int:
+        partition = partition or {}
+        where = " AND ".join(f"{self.quote(_check_ident(k))} = %s" for k in partition)
+        sql_text = f"SELECT COUNT(*) AS n FROM {self.quote(_check_ident(table))}"
+        if where:
+            sql_text += f" WHERE {where}"
+        return int(self.query(sql_text, list(partition.values()))["n"].iloc[0])
+
+    @staticmethod
+    def quote(name: str) -> str:
+        return '"' + _check_ident(name) + '"'
+
+    def _frame_for(self, table: str, df: pd.DataFrame, partition: Mapping[str, Any]) -> pd.DataFrame:
+        cols = self.columns(table)
+        if not cols:
+            raise WarehouseError(f"table {table!r} does not exist in the {self.kind} warehouse")
+        missing = [c for c in cols if c not in df.columns]
+        extra = [c for c in df.columns if c not in cols]
+        if missing or extra:
+            raise WarehouseError(
+                f"frame for table {table!r} does not match its DDL: missing columns {missing}, "
+                f"unknown columns {extra}"
+            )
+        for key, value in partition.items():
+            if len(df) and not (df[key] == value).all():
+                bad = df.loc[df[key] != value, key].unique()[:5].tolist()
+                raise WarehouseError(
+                    f"rows for table {table!r} partition {dict(partition)} carry {key}={bad}"
+                )
+        return df[cols]
+
+
+class DuckDBWarehouse(Warehouse):
+    """The embedded default: one DuckDB file under F1_HOME.
+
+    DuckDB lets one process at a time open the file for writing; steps of the multiprocess executor
+    take turns by retrying the open while another holds the lock (each operation opens and closes).
+    """
+
+    kind = "duckdb"
+    LOCK_WAIT_SECONDS = 120.0
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._schema_applied = False
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        import duckdb
+
+        deadline = time.monotonic() + self.LOCK_WAIT_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {exc}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def apply_schema(self) -> None:
+        with self._connect() as con:
+            con.execute(schema_sql(postgres=False))
+        self._schema_applied = True
+
+    def _ensure_schema(self) -> None:
+        if not self._schema_applied:
+            self.apply_schema()
+
+    def columns(self, table: str) -> list[str]:
+        self._ensure_schema()
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "ORDER BY ordinal_position",
+                [table],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def replace_partition(self, table: str, df: pd.DataFrame, partition: Mapping[str, Any]) -> int:
+        self._ensure_schema()
+        frame = self._frame_for(table, df, partition)
+        cols = ", ".join(self.quote(c) for c in frame.columns)
+        where = " AND ".join(f"{self.quote(k)} = ?" for k in partition)
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DELETE FROM {self.quote(table)} WHERE {where}", list(partition.values()))
+                if len(frame):
+                    con.register("_f1_staging", frame)
+                    con.execute(f"INSERT INTO {self.quote(table)} ({cols}) SELECT {cols} FROM _f1_staging")
+                    con.unregister("_f1_staging")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return len(frame)
+
+    def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        self._ensure_schema()
+        with self._connect() as con:
+            return con.execute(sql_text.replace("%s", "?"), list(params)).df()
+
+    def execute(self, sql_text: str, params: Sequence[Any] = ()) -> None:
+        self._ensure_schema()
+        with self._connect() as con:
+            con.execute(sql_text.replace("%s", "?"), list(params))
+
+
+_PG_COPY_TYPES = {
+    "integer": "int4",
+    "bigint": "int8",
+    "smallint": "int2",
+    "text": "text",
+    "character varying": "text",
+    "double precision": "float8",
+    "real": "float4",
+    "boolean": "bool",
+    "date": "date",
+    "timestamp with time zone": "timestamptz",
+    "timestamp without time zone": "timestamp",
+    "jsonb": "jsonb",
+    "uuid": "uuid",
+}
+
+
+class PostgresWarehouse(Warehouse):
+    """PostgreSQL (Cloud SQL in production) through psycopg 3.
+
+    A partition write is: advisory lock on (table, partition) so concurrent writers of one partition
+    queue instead of interleaving; DELETE of the partition; binary COPY of the new rows; COMMIT.
+    All in one transaction, so a killed writer leaves the previous rows and readers never see a mix.
+    """
+
+    kind = "postgres"
+
+    def __init__(self, url: str):
+        self.url = url
+        self._schema_applied = False
+        self._types: dict[str, list[tuple[str, str]]] = {}
+
+    def connect(self):
+        import psycopg
+
+        return psycopg.connect(self.url, autocommit=False)
+
+    def apply_schema(self) -> None:
+        with self.connect() as conn:
+            # serialize concurrent first starts: CREATE ... IF NOT EXISTS races on the catalog
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('f1_assets.schema'))")
+            conn.execute(schema_sql(postgres=True))
+        self._schema_applied = True
+
+    def _ensure_schema(self) -> None:
+        if not self._schema_applied:
+            self.apply_schema()
+
+    def _column_types(self, table: str) -> list[tuple[str, str]]:
+        if table not in self._types:
+            self._ensure_schema()
+            with self.connect() as conn:
+                rows = conn.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+                    [table],
+                ).fetchall()
+            self._types[table] = [(r[0], r[1]) for r in rows]
+        return self._types[table]
+
+    def columns(self, table: str) -> list[str]:
+        return [name for name, _ in self._column_types(table)]
+
+    def replace_partition(self, table: str, df: pd.DataFrame, partition: Mapping[str, Any]) -> int:
+        from psycopg import sql
+
+        frame = self._frame_for(table, df, partition)
+        types = dict(self._column_types(table))
+        copy_types = [_PG_COPY_TYPES.get(types[c], "text") for c in frame.columns]
+        ident = sql.Identifier(table)
+        where = sql.SQL(" AND ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder()) for k in partition
+        )
+        lock_key = f"{table}:" + ",".join(f"{k}={v}" for k, v in sorted(partition.items()))
+        with self.connect() as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key])
+                cur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(ident, where), list(partition.values()))
+                if len(frame):
+                    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                        ident, sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+                    )
+                    with cur.copy(stmt) as copy:
+                        copy.set_types(copy_types)
+                        for row in _rows(frame):
+                            copy.write_row(row)
+            conn.commit()
+        return len(frame)
+
+    def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        self._ensure_schema()
+        with self.connect() as conn:
+            cur = conn.execute(sql_text, list(params) or None)
+            names = [d.name for d in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=names)
+
+    def execute(self, sql_text: str, params: Sequence[Any] = ()) -> None:
+        self._ensure_schema()
+        with self.connect() as conn:
+            conn.execute(sql_text, list(params) or None)
+
+
+def _rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
+    """Rows as tuples of plain Python values, column by column converted once (not per cell)."""
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        values = series.astype(object).where(series.notna(), None).tolist()
+        columns.append([_py(v) for v in values] if series.dtype.kind in "mMO" else values)
+    return zip(*columns, strict=True) if columns else iter(())
+
+
+def warehouse_from_url(url: str) -> Warehouse:
+    """`duckdb:///path` → DuckDB file; `postgresql://…` (or `postgres://`) → PostgreSQL."""
+    if url.startswith("duckdb://"):
+        path = url[len("duckdb://") :]
+        if not path:
+            raise ValueError(f"invalid warehouse URL {url!r}: expected duckdb:///path/to/file.duckdb")
+        return DuckDBWarehouse(path)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresWarehouse(url)
+    raise ValueError(f"invalid warehouse URL {url!r}: expected duckdb:///path or postgresql://…")
