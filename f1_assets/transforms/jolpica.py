@@ -1,0 +1,388 @@
+"""Jolpica (Ergast) pages → typed raw tables. Pure functions: pages in, DataFrame out.
+
+Each parser takes the pages of one endpoint as `(url, payload)` pairs (payload = the decoded JSON)
+and returns the rows of one raw table with typed columns: ints, durations in ms, dates. Upstream
+values are strings; a value that does not parse raises `UpstreamDataError` naming the URL and the
+field. Rows mean the same whether they come from a page or, later, from Jolpica's CSV dump.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+Page = tuple[str, dict[str, Any]]
+
+_DURATION = re.compile(r"(?:(\d+):)?(?:(\d+):)?(\d+)(?:\.(\d{1,3}))?")
+
+
+class UpstreamDataError(ValueError):
+    """An upstream page whose content does not have the expected shape or values."""
+
+
+def parse_duration_ms(text: str | None) -> int | None:
+    """`1:31.447` → 91447, `25.885` → 25885, `1:02:03.5` → 3723500; None/'' → None."""
+    if text is None or text == "":
+        return None
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"not a duration: {text!r}")
+    a, b, secs, frac = match.groups()
+    hours, minutes = (int(a), int(b)) if b is not None else (0, int(a) if a else 0)
+    millis = int((frac or "0").ljust(3, "0"))
+    return ((hours * 60 + minutes) * 60 + int(secs)) * 1000 + millis
+
+
+def mrdata(url: str, payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict) or not isinstance(payload.get("MRData"), dict):
+        raise UpstreamDataError(f"{url}: field MRData: missing; not a Jolpica/Ergast response")
+    return payload["MRData"]
+
+
+def page_total(url: str, payload: Any) -> int:
+    return _int(url, "MRData.total", mrdata(url, payload).get("total"))
+
+
+def _races(url: str, payload: Any) -> list[dict[str, Any]]:
+    data = mrdata(url, payload)
+    table = data.get("RaceTable")
+    if not isinstance(table, dict) or not isinstance(table.get("Races"), list):
+        raise UpstreamDataError(f"{url}: field MRData.RaceTable.Races: missing or not a list")
+    return table["Races"]
+
+
+def _int(url: str, field: str, value: Any, optional: bool = False) -> int | None:
+    if value is None or value == "":
+        if optional:
+            return None
+        raise UpstreamDataError(f"{url}: field {field}: missing")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UpstreamDataError(f"{url}: field {field}: not an integer: {value!r}") from None
+
+
+def _float(url: str, field: str, value: Any, optional: bool = False) -> float | None:
+    if value is None or value == "":
+        if optional:
+            return None
+        raise UpstreamDataError(f"{url}: field {field}: missing")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UpstreamDataError(f"{url}: field {field}: not a number: {value!r}") from None
+
+
+def _ms(url: str, field: str, value: Any) -> int | None:
+    try:
+        return parse_duration_ms(value)
+    except (ValueError, AttributeError):
+        raise UpstreamDataError(f"{url}: field {field}: not a duration: {value!r}") from None
+
+
+def _str(url: str, field: str, obj: dict[str, Any], key: str, optional: bool = False) -> str | None:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if value is None or value == "":
+        if optional:
+            return None
+        raise UpstreamDataError(f"{url}: field {field}: missing")
+    return str(value)
+
+
+def _date(url: str, field: str, value: Any) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise UpstreamDataError(f"{url}: field {field}: not a date: {value!r}") from None
+
+
+def _frame(rows: list[dict[str, Any]], dtypes: dict[str, str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(dtypes))
+    return df.astype(dtypes)
+
+
+# ------------------------------------------------------------------------- schedule (raw_races)
+
+RACE_DTYPES = {
+    "season": "int64",
+    "round": "int64",
+    "race_name": "object",
+    "circuit_id": "object",
+    "circuit_name": "object",
+    "locality": "object",
+    "country": "object",
+    "lat": "float64",
+    "lng": "float64",
+    "race_date": "object",
+    "race_time": "object",
+    "has_sprint": "bool",
+    "url": "object",
+}
+
+
+def parse_schedule(pages: Sequence[Page]) -> pd.DataFrame:
+    """A season's schedule pages → raw_races rows, in round order."""
+    rows = []
+    for url, payload in pages:
+        for i, race in enumerate(_races(url, payload)):
+            f = f"Races[{i}]"
+            circuit = race.get("Circuit") or {}
+            location = circuit.get("Location") or {}
+            rows.append(
+                {
+                    "season": _int(url, f"{f}.season", race.get("season")),
+                    "round": _int(url, f"{f}.round", race.get("round")),
+                    "race_name": _str(url, f"{f}.raceName", race, "raceName"),
+                    "circuit_id": _str(url, f"{f}.Circuit.circuitId", circuit, "circuitId"),
+                    "circuit_name": circuit.get("circuitName"),
+                    "locality": location.get("locality"),
+                    "country": location.get("country"),
+                    "lat": _float(url, f"{f}.Circuit.Location.lat", location.get("lat"), optional=True),
+                    "lng": _float(url, f"{f}.Circuit.Location.long", location.get("long"), optional=True),
+                    "race_date": _date(url, f"{f}.date", race.get("date")),
+                    "race_time": race.get("time"),
+                    # the schedule lists a Sprint session for sprint weekends: no request spent finding out
+                    "has_sprint": isinstance(race.get("Sprint"), dict),
+                    "url": race.get("url"),
+                }
+            )
+    df = _frame(rows, RACE_DTYPES)
+    return df.sort_values(["season", "round"], kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------- results / sprint
+
+RESULT_DTYPES = {
+    "season": "int64",
+    "round": "int64",
+    "position_order": "int64",
+    "driver_id": "object",
+    "driver_code": "object",
+    "driver_number": "Int64",
+    "given_name": "object",
+    "family_name": "object",
+    "constructor_id": "object",
+    "grid": "Int64",
+    "position": "Int64",
+    "position_text": "object",
+    "points": "float64",
+    "laps": "int64",
+    "status": "object",
+    "time_ms": "Int64",
+    "fastest_lap": "Int64",
+    "fastest_lap_rank": "Int64",
+    "fastest_lap_time_ms": "Int64",
+}
+
+
+def _classification(pages: Sequence[Page], key: str) -> pd.DataFrame:
+    rows = []
+    for url, payload in pages:
+        for race in _races(url, payload):
+            season = _int(url, "Races.season", race.get("season"))
+            rnd = _int(url, "Races.round", race.get("round"))
+            for i, res in enumerate(race.get(key) or []):
+                f = f"{key}[{i}]"
+                driver = res.get("Driver") or {}
+                fastest = res.get("FastestLap") or {}
+                position_text = _str(url, f"{f}.positionText", res, "positionText")
+                rows.append(
+                    {
+                        "season": season,
+                        "round": rnd,
+                        "position_order": None,
+                        "driver_id": _str(url, f"{f}.Driver.driverId", driver, "driverId"),
+                        "driver_code": driver.get("code"),
+                        "driver_number": _int(url, f"{f}.number", res.get("number"), optional=True),
+                        "given_name": driver.get("givenName"),
+                        "family_name": driver.get("familyName"),
+                        "constructor_id": _str(
+                            url, f"{f}.Constructor.constructorId", res.get("Constructor") or {}, "constructorId"
+                        ),
+                        "grid": _int(url, f"{f}.grid", res.get("grid"), optional=True),
+                        # only a numeric positionText is a classified finish (R/D/W/N/E/F are not)
+                        "position": int(position_text) if position_text.isdigit() else None,
+                        "position_text": position_text,
+                        "points": _float(url, f"{f}.points", res.get("points")),
+                        "laps": _int(url, f"{f}.laps", res.get("laps")),
+                        "status": _str(url, f"{f}.status", res, "status"),
+                        "time_ms": _int(url, f"{f}.Time.millis", (res.get("Time") or {}).get("millis"), True),
+                        "fastest_lap": _int(url, f"{f}.FastestLap.lap", fastest.get("lap"), optional=True),
+                        "fastest_lap_rank": _int(url, f"{f}.FastestLap.rank", fastest.get("rank"), True),
+                        "fastest_lap_time_ms": _ms(
+                            url, f"{f}.FastestLap.Time.time", (fastest.get("Time") or {}).get("time")
+                        ),
+                    }
+                )
+    for i, row in enumerate(rows):
+        row["position_order"] = i + 1
+    return _frame(rows, RESULT_DTYPES)
+
+
+def parse_results(pages: Sequence[Page]) -> pd.DataFrame:
+    """A race's results pages → raw_results rows in classification order."""
+    return _classification(pages, "Results")
+
+
+def parse_sprint(pages: Sequence[Page]) -> pd.DataFrame:
+    """A race's sprint pages → raw_sprint_results rows (same shape as results)."""
+    return _classification(pages, "SprintResults")
+
+
+# ------------------------------------------------------------------------- qualifying
+
+QUALIFYING_DTYPES = {
+    "season": "int64",
+    "round": "int64",
+    "position_order": "int64",
+    "driver_id": "object",
+    "driver_number": "Int64",
+    "constructor_id": "object",
+    "position": "Int64",
+    "q1_ms": "Int64",
+    "q2_ms": "Int64",
+    "q3_ms": "Int64",
+}
+
+
+def parse_qualifying(pages: Sequence[Page]) -> pd.DataFrame:
+    rows = []
+    for url, payload in pages:
+        for race in _races(url, payload):
+            season = _int(url, "Races.season", race.get("season"))
+            rnd = _int(url, "Races.round", race.get("round"))
+            for i, res in enumerate(race.get("QualifyingResults") or []):
+                f = f"QualifyingResults[{i}]"
+                rows.append(
+                    {
+                        "season": season,
+                        "round": rnd,
+                        "position_order": len(rows) + 1,
+                        "driver_id": _str(url, f"{f}.Driver.driverId", res.get("Driver") or {}, "driverId"),
+                        "driver_number": _int(url, f"{f}.number", res.get("number"), optional=True),
+                        "constructor_id": _str(
+                            url, f"{f}.Constructor.constructorId", res.get("Constructor") or {}, "constructorId"
+                        ),
+                        "position": _int(url, f"{f}.position", res.get("position"), optional=True),
+                        "q1_ms": _ms(url, f"{f}.Q1", res.get("Q1")),
+                        "q2_ms": _ms(url, f"{f}.Q2", res.get("Q2")),
+                        "q3_ms": _ms(url, f"{f}.Q3", res.get("Q3")),
+                    }
+                )
+    return _frame(rows, QUALIFYING_DTYPES)
+
+
+# ------------------------------------------------------------------------- laps
+
+LAP_DTYPES = {
+    "season": "int64",
+    "round": "int64",
+    "driver_id": "object",
+    "lap_number": "int64",
+    "position": "Int64",
+    "lap_time_ms": "Int64",
+}
+
+
+def parse_laps(pages: Sequence[Page]) -> pd.DataFrame:
+    """A race's laps pages → one row per driver-lap timing.
+
+    Pages count timings, not laps: one lap's timings can be split over two pages. Rows are merged
+    by (driver, lap); a timing that appears twice with different values is an upstream error.
+    """
+    rows = []
+    for url, payload in pages:
+        for race in _races(url, payload):
+            season = _int(url, "Races.season", race.get("season"))
+            rnd = _int(url, "Races.round", race.get("round"))
+            for i, lap in enumerate(race.get("Laps") or []):
+                number = _int(url, f"Laps[{i}].number", lap.get("number"))
+                for j, timing in enumerate(lap.get("Timings") or []):
+                    f = f"Laps[{i}].Timings[{j}]"
+                    rows.append(
+                        {
+                            "season": season,
+                            "round": rnd,
+                            "driver_id": _str(url, f"{f}.driverId", timing, "driverId"),
+                            "lap_number": number,
+                            "position": _int(url, f"{f}.position", timing.get("position"), optional=True),
+                            "lap_time_ms": _ms(url, f"{f}.time", timing.get("time")),
+                            "_url": url,
+                        }
+                    )
+    df = pd.DataFrame(rows, columns=[*LAP_DTYPES, "_url"])
+    dupes = df[df.duplicated(["driver_id", "lap_number"], keep=False)]
+    if len(dupes):
+        conflicting = dupes.drop(columns="_url").drop_duplicates()
+        if conflicting.duplicated(["driver_id", "lap_number"]).any():
+            first = dupes.iloc[0]
+            raise UpstreamDataError(
+                f"{first['_url']}: field Laps.Timings: driver {first['driver_id']} lap "
+                f"{first['lap_number']} appears with conflicting values across pages"
+            )
+    df = df.drop_duplicates(["driver_id", "lap_number"]).drop(columns="_url")
+    df = df.sort_values(["lap_number", "position", "driver_id"], kind="stable").reset_index(drop=True)
+    return df.astype(LAP_DTYPES)
+
+
+# ------------------------------------------------------------------------- pit stops
+
+PIT_STOP_DTYPES = {
+    "season": "int64",
+    "round": "int64",
+    "driver_id": "object",
+    "stop": "int64",
+    "lap": "int64",
+    "time_of_day": "object",
+    "duration_ms": "Int64",
+}
+
+
+def parse_pit_stops(pages: Sequence[Page]) -> pd.DataFrame:
+    rows = []
+    for url, payload in pages:
+        for race in _races(url, payload):
+            season = _int(url, "Races.season", race.get("season"))
+            rnd = _int(url, "Races.round", race.get("round"))
+            for i, stop in enumerate(race.get("PitStops") or []):
+                f = f"PitStops[{i}]"
+                rows.append(
+                    {
+                        "season": season,
+                        "round": rnd,
+                        "driver_id": _str(url, f"{f}.driverId", stop, "driverId"),
+                        "stop": _int(url, f"{f}.stop", stop.get("stop")),
+                        "lap": _int(url, f"{f}.lap", stop.get("lap")),
+                        "time_of_day": stop.get("time"),
+                        "duration_ms": _ms(url, f"{f}.duration", stop.get("duration")),
+                    }
+                )
+    df = _frame(rows, PIT_STOP_DTYPES)
+    return df.sort_values(["lap", "driver_id", "stop"], kind="stable").reset_index(drop=True)
+
+
+PARSERS: dict[str, Callable[[Sequence[Page]], pd.DataFrame]] = {
+    "results": parse_results,
+    "sprint": parse_sprint,
+    "qualifying": parse_qualifying,
+    "laps": parse_laps,
+    "pitstops": parse_pit_stops,
+}
+
+
+def lap_coverage(laps: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """Per result driver: laps completed (results) vs lap timings held (laps), and whether complete.
+
+    This is how a partial race is detected: in 2009 round 1 each driver has one timing against up
+    to 58 completed laps.
+    """
+    timings = laps.groupby("driver_id").size().rename("timings")
+    completed = results.groupby("driver_id")["laps"].max().rename("laps_completed")
+    cov = pd.concat([completed, timings], axis=1).fillna(0).astype("int64")
+    cov["complete"] = cov["timings"] == cov["laps_completed"]
+    return cov.reset_index(names="driver_id")
+
