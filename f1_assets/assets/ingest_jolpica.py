@@ -1,0 +1,383 @@
+"""Raw Jolpica (Ergast) assets: the season calendar and, per race, results, qualifying, sprint, laps
+and pit stops — typed tables in the warehouse, every upstream page in the raw archive.
+
+Data provided by Jolpica/Ergast. Loaded by `f1_assets.definitions`.
+"""
+
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+import pandera.pandas as pa
+
+from f1_assets import schemas
+from f1_assets.partitions import (
+    RaceKey,
+    current_season,
+    parse_race_key,
+    parse_season,
+    race_key,
+    races_partitions,
+    seasons_partitions,
+)
+from f1_assets.resources.jolpica import (
+    FetchResult,
+    JolpicaClient,
+    JolpicaResource,
+    JolpicaResponseError,
+    JolpicaTransientError,
+)
+from f1_assets.resources.rate_budget import RateBudgetExhausted
+from f1_assets.resources.storage import WarehouseResource
+from f1_assets.storage.warehouse import Warehouse
+from f1_assets.transforms import jolpica as parse
+
+GROUP = "ingest_jolpica"
+KINDS = {"python", "pandas", "sql"}
+# How long after the scheduled start a race counts as run (results are published within hours)
+RACE_DONE_AFTER = dt.timedelta(hours=4)
+TRANSIENT_RETRIES = 3
+
+ERA_START = {
+    # endpoint: (first season upstream has it, why earlier races are empty)
+    "qualifying": (1994, "Jolpica has qualifying results from 1994 on"),
+    "laps": (1996, "Jolpica has lap timings from 1996 on"),
+    "pitstops": (2011, "Jolpica has pit stops from 2011 on"),
+}
+
+
+def table_schema(df: pd.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()])
+
+
+def race_started_at(row: pd.Series | dict) -> dt.datetime:
+    date = pd.Timestamp(row["race_date"]).date()
+    clock = (row.get("race_time") or "12:00:00Z").rstrip("Z")
+    return dt.datetime.combine(date, dt.time.fromisoformat(clock), tzinfo=dt.UTC)
+
+
+@dataclass
+class RaceInfo:
+    key: RaceKey
+    race_date: dt.date
+    has_sprint: bool
+    circuit_id: str
+
+
+def _fetch(client: JolpicaClient, path: str, settled: bool) -> FetchResult:
+    """Upstream call with Dagster's retry semantics: transient trouble → RetryRequested; data errors fail."""
+    try:
+        return client.fetch(path, settled=settled)
+    except RateBudgetExhausted as exc:
+        raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=exc.seconds_to_wait) from exc
+    except JolpicaTransientError as exc:
+        wait = 600 if exc.status == 429 else 60
+        raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=wait) from exc
+    except JolpicaResponseError as exc:
+        raise dg.Failure(description=str(exc), metadata={"url": exc.url}, allow_retries=False) from exc
+
+
+def race_info(warehouse: Warehouse, client: JolpicaClient, key: RaceKey) -> RaceInfo:
+    """The race's calendar row: from raw_races, else from the season schedule (archived)."""
+    rows = warehouse.read_partition("raw_races", {"season": key.season, "round": key.round})
+    if rows.empty:
+        fetched = _fetch(client, str(key.season), settled=key.season < current_season())
+        schedule = parse.parse_schedule(fetched.pages)
+        rows = schedule[schedule["round"] == key.round]
+        if rows.empty:
+            raise dg.Failure(
+                description=f"race partition {key.key}: round {key.round} is not in the {key.season} schedule",
+                allow_retries=False,
+            )
+    row = rows.iloc[0]
+    return RaceInfo(key, pd.Timestamp(row["race_date"]).date(), bool(row["has_sprint"]), str(row["circuit_id"]))
+
+
+def _fetch_metadata(fetched: Sequence[FetchResult], settled: bool) -> dict:
+    return {
+        "upstream_requests": sum(f.requests for f in fetched),
+        "archive_hits": sum(f.archive_hits for f in fetched),
+        "bytes_read": sum(f.bytes_read for f in fetched),
+        "upstream_total": sum(f.total for f in fetched),
+        "settled": settled,
+        "source_urls": dg.MetadataValue.json([f.pages[0][0] for f in fetched]),
+        "payload_hash": ",".join(f.payload_hash for f in fetched),
+    }
+
+
+# ------------------------------------------------------------------------- calendar
+
+
+@dg.asset(
+    partitions_def=seasons_partitions,
+    group_name=GROUP,
+    kinds=KINDS,
+    pool="jolpica",
+    description="Season schedule (raw races). Registers the `races` partitions of races that have run, "
+    "in chronological order. Data provided by Jolpica/Ergast.",
+    check_specs=[dg.AssetCheckSpec("row_count_matches_upstream", asset="raw_races")],
+)
+def raw_races(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
+    season = parse_season(context.partition_key)
+    client = jolpica.client(log=context.log.info)
+    fetched = _fetch(client, str(season), settled=season < current_season())
+    source = fetched.pages[0][0]
+    df = schemas.validate(schemas.RAW_RACES, parse.parse_schedule(fetched.pages), "raw_races", source)
+    written = warehouse.get().replace_partition("raw_races", df, {"season": season})
+
+    now = dt.datetime.now(dt.UTC)
+    run = df[[race_started_at(r) + RACE_DONE_AFTER <= now for _, r in df.iterrows()]]
+    keys = [race_key(int(r.season), int(r.round)) for r in run.itertuples()]
+    existing = set(context.instance.get_dynamic_partitions(races_partitions.name))
+    new_keys = [k for k in keys if k not in existing]
+    if new_keys:
+        context.instance.add_dynamic_partitions(races_partitions.name, new_keys)
+    context.log.info(f"season {season}: {len(df)} races scheduled, {len(keys)} run, {len(new_keys)} new partitions")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": written,
+            "dagster/column_schema": table_schema(df),
+            **_fetch_metadata([fetched], season < current_season()),
+            "races_run": len(keys),
+            "partitions_added": dg.MetadataValue.json(new_keys),
+        },
+        data_version=dg.DataVersion(fetched.payload_hash),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="row_count_matches_upstream",
+                passed=written == fetched.total,
+                metadata={"rows": written, "upstream_total": fetched.total},
+            )
+        ],
+    )
+
+
+# ------------------------------------------------------------------------- per race
+
+@dataclass(frozen=True)
+class RaceTable:
+    asset: str
+    table: str
+    endpoint: str  # Jolpica path after {season}/{round}/
+    parser: Callable[[Sequence[parse.Page]], pd.DataFrame]
+    schema: pa.DataFrameSchema
+    description: str
+
+
+RACE_TABLES = {
+    t.asset: t
+    for t in [
+        RaceTable("raw_results", "raw_results", "results", parse.parse_results, schemas.RAW_RESULTS,
+                  "Race classification per driver (positions, points, laps completed, status, times)."),
+        RaceTable("raw_qualifying", "raw_qualifying", "qualifying", parse.parse_qualifying, schemas.RAW_QUALIFYING,
+                  "Qualifying classification with Q1/Q2/Q3 times (1994+)."),
+        RaceTable("raw_sprint_results", "raw_sprint_results", "sprint", parse.parse_sprint, schemas.RAW_SPRINT_RESULTS,
+                  "Sprint classification, for rounds whose schedule lists a Sprint session."),
+        RaceTable("raw_laps", "raw_laps", "laps", parse.parse_laps, schemas.RAW_LAPS,
+                  "One row per driver-lap timing (1996+); pages merged by lap number."),
+        RaceTable("raw_pit_stops", "raw_pit_stops", "pitstops", parse.parse_pit_stops, schemas.RAW_PIT_STOPS,
+                  "Pit stops with lap and pit-lane duration (2011+)."),
+    ]
+}
+
+
+def _not_upstream_reason(spec: RaceTable, info: RaceInfo) -> str | None:
+    if spec.endpoint == "sprint" and not info.has_sprint:
+        return f"no sprint at {info.key.key}: the {info.key.season} schedule lists no Sprint session for it"
+    era = ERA_START.get(spec.endpoint)
+    if era and info.key.season < era[0]:
+        return f"{era[1]}; {info.key.key} predates that"
+    return None
+
+
+def ingest_race_table(
+    context: dg.AssetExecutionContext, spec: RaceTable, jolpica: JolpicaResource, warehouse: WarehouseResource
+) -> tuple[pd.DataFrame, dict, FetchResult | None]:
+    """Fetch, parse, validate and write one race table; returns the frame, metadata and the fetch."""
+    key = parse_race_key(context.partition_key)
+    wh = warehouse.get()
+    client = jolpica.client(log=context.log.info)
+    info = race_info(wh, client, key)
+    partition = {"season": key.season, "round": key.round}
+    reason = _not_upstream_reason(spec, info)
+    if reason is not None:
+        empty = spec.parser([])
+        wh.replace_partition(spec.table, empty, partition)
+        context.log.info(f"{spec.table} {key.key}: empty — {reason}")
+        metadata = {"dagster/row_count": 0, "dagster/column_schema": table_schema(empty), "empty_reason": reason,
+                    "upstream_requests": client.stats.requests}
+        return empty, metadata, None
+
+    settled = dt.date.today() - info.race_date > dt.timedelta(days=jolpica.effective_settle_days())
+    fetched = _fetch(client, f"{key.season}/{key.round}/{spec.endpoint}", settled)
+    source = fetched.pages[0][0]
+    try:
+        df = spec.parser(fetched.pages)
+    except parse.UpstreamDataError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    try:
+        df = schemas.validate(spec.schema, df, spec.table, source)
+    except schemas.SchemaViolation as exc:
+        raise dg.Failure(description=str(exc), metadata={"url": source}, allow_retries=False) from exc
+    written = wh.replace_partition(spec.table, df, partition)
+    metadata = {
+        "dagster/row_count": written,
+        "dagster/column_schema": table_schema(df),
+        **_fetch_metadata([fetched], settled),
+        "upstream_requests": client.stats.requests,  # includes a schedule fetch if raw_races lacked the race
+    }
+    if fetched.total == 0:
+        metadata["empty_reason"] = f"upstream has no {spec.endpoint} for {key.key} (yet)"
+    return df, metadata, fetched
+
+
+def _row_count_check(asset: str, written: int, fetched: FetchResult | None) -> dg.AssetCheckResult:
+    expected = fetched.total if fetched else 0
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name="row_count_matches_upstream",
+        passed=written == expected,
+        metadata={"rows": written, "upstream_total": expected},
+    )
+
+
+def _positions_check(asset: str, df: pd.DataFrame, starters: int, column: str = "position") -> dg.AssetCheckResult:
+    pos = df[column].dropna()
+    bad = df.loc[df[column].notna() & ((df[column] < 1) | (df[column] > max(starters, 1)))]
+    keys = bad.get("driver_id", pd.Series(dtype=object)).astype(str).head(20).tolist()
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name="positions_in_range",
+        passed=bad.empty,
+        metadata={"checked": len(pos), "starters": starters, "failing": len(bad), "failing_keys": keys},
+    )
+
+
+def _drivers_in_results_check(asset: str, df: pd.DataFrame, results: pd.DataFrame) -> dg.AssetCheckResult:
+    missing = sorted(set(df["driver_id"]) - set(results["driver_id"]))
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name="drivers_in_results",
+        passed=not missing,
+        metadata={"drivers": int(df["driver_id"].nunique()), "failing_keys": missing[:20]},
+    )
+
+
+def _starters(results: pd.DataFrame) -> int:
+    """Cars that started: classified rows minus non-starters (DNS/withdrawn/DNQ)."""
+    if results.empty:
+        return 0
+    non_start = results["status"].str.contains("Did not|Withdrew|not qualify|Not classified", case=False, regex=True)
+    return int(len(results) - (non_start & results["laps"].eq(0)).sum())
+
+
+def _results_for(warehouse: WarehouseResource, key: RaceKey) -> pd.DataFrame:
+    return warehouse.get().read_partition("raw_results", {"season": key.season, "round": key.round})
+
+
+def _spec_checks(asset: str, *names: str) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(n, asset=asset) for n in ("row_count_matches_upstream", *names)]
+
+
+def _result(df: pd.DataFrame, metadata: dict, fetched: FetchResult | None, checks: list) -> dg.MaterializeResult:
+    version = fetched.payload_hash if fetched else "empty"
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version), check_results=checks)
+
+
+_RACE_ASSET = dict(partitions_def=races_partitions, group_name=GROUP, kinds=KINDS, pool="jolpica")
+
+
+@dg.asset(**_RACE_ASSET, description=RACE_TABLES["raw_results"].description,
+          check_specs=_spec_checks("raw_results", "positions_in_range", "joins_race"))
+def raw_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
+    spec = RACE_TABLES["raw_results"]
+    df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
+    key = parse_race_key(context.partition_key)
+    in_calendar = warehouse.get().count("raw_races", {"season": key.season, "round": key.round})
+    return _result(df, metadata, fetched, [
+        _row_count_check(spec.asset, len(df), fetched),
+        _positions_check(spec.asset, df, len(df)),
+        dg.AssetCheckResult(asset_key=spec.asset, check_name="joins_race", passed=df.empty or in_calendar == 1,
+                            severity=dg.AssetCheckSeverity.WARN,
+                            metadata={"raw_races_rows": in_calendar, "result_rows": len(df)}),
+    ])
+
+
+@dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_qualifying"].description,
+          check_specs=_spec_checks("raw_qualifying", "positions_in_range"))
+def raw_qualifying(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
+    spec = RACE_TABLES["raw_qualifying"]
+    df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
+    return _result(df, metadata, fetched, [
+        _row_count_check(spec.asset, len(df), fetched),
+        _positions_check(spec.asset, df, max(len(df), 1)),
+    ])
+
+
+@dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_sprint_results"].description,
+          check_specs=_spec_checks("raw_sprint_results", "positions_in_range"))
+def raw_sprint_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
+    spec = RACE_TABLES["raw_sprint_results"]
+    df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
+    return _result(df, metadata, fetched, [
+        _row_count_check(spec.asset, len(df), fetched),
+        _positions_check(spec.asset, df, len(df)),
+    ])
+
+
+@dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_laps"].description,
+          check_specs=_spec_checks("raw_laps", "positions_in_range", "drivers_in_results", "lap_times_positive")
+          + [dg.AssetCheckSpec("laps_complete", asset="raw_laps",
+                               description="Each driver's lap timings equal the laps the results say they completed; "
+                               "fails (WARN) for a partial race.")])
+def raw_laps(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
+    spec = RACE_TABLES["raw_laps"]
+    df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
+    results = _results_for(warehouse, parse_race_key(context.partition_key))
+    coverage = parse.lap_coverage(df, results)
+    incomplete = coverage[~coverage["complete"]]
+    if fetched is None:
+        completeness = "not_upstream"
+    elif df.empty:
+        completeness = "missing"
+    else:
+        completeness = "complete" if incomplete.empty else "partial"
+    metadata["completeness"] = completeness
+    metadata["laps"] = int(df["lap_number"].max()) if len(df) else 0
+    bad_times = df[df["lap_time_ms"].notna() & (df["lap_time_ms"] <= 0)]
+    return _result(df, metadata, fetched, [
+        _row_count_check(spec.asset, len(df), fetched),
+        _positions_check(spec.asset, df, _starters(results)),
+        _drivers_in_results_check(spec.asset, df, results),
+        dg.AssetCheckResult(
+            asset_key=spec.asset, check_name="lap_times_positive", passed=bad_times.empty,
+            metadata={"failing": len(bad_times),
+                      "failing_keys": (bad_times["driver_id"] + ":" + bad_times["lap_number"].astype(str)).head(20)
+                      .tolist()}),
+        dg.AssetCheckResult(
+            asset_key=spec.asset, check_name="laps_complete", passed=completeness in ("complete", "not_upstream"),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"completeness": completeness, "drivers_incomplete": len(incomplete),
+                      "timings": len(df), "laps_completed_per_results": int(coverage["laps_completed"].sum()),
+                      "failing_keys": [f"{r.driver_id}: {r.timings}/{r.laps_completed}"
+                                       for r in incomplete.head(20).itertuples()]}),
+    ])
+
+
+@dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_pit_stops"].description,
+          check_specs=_spec_checks("raw_pit_stops", "drivers_in_results"))
+def raw_pit_stops(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
+    spec = RACE_TABLES["raw_pit_stops"]
+    df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
+    results = _results_for(warehouse, parse_race_key(context.partition_key))
+    return _result(df, metadata, fetched, [
+        _row_count_check(spec.asset, len(df), fetched),
+        _drivers_in_results_check(spec.asset, df, results),
+    ])
+
+
+RACE_ASSETS = [raw_results, raw_qualifying, raw_sprint_results, raw_laps, raw_pit_stops]
+ASSETS = [raw_races, *RACE_ASSETS]

@@ -1,0 +1,51 @@
+"""The Definitions that `dagster dev`, `dg` and the tests load: assets, checks, resources, jobs.
+
+Resources are built with unset fields, so they follow the environment when a run uses them
+(F1_WAREHOUSE_URL, F1_BLOB_URL, F1_JOLPICA_URL, …; unset = the embedded default under F1_HOME).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from f1_assets.assets import ingest_jolpica
+from f1_assets.partitions import races_partitions, seasons_partitions
+from f1_assets.resources.jolpica import JolpicaResource
+from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
+
+
+def build_resources(
+    warehouse_url: str | None = None,
+    blob_url: str | None = None,
+    jolpica_url: str | None = None,
+    **jolpica_config,
+) -> dict[str, dg.ConfigurableResource]:
+    """The resource set; tests pass explicit URLs, production leaves them to the environment."""
+    warehouse = WarehouseResource(url=warehouse_url)
+    blob_store = BlobStoreResource(url=blob_url)
+    return {
+        "warehouse": warehouse,
+        "blob_store": blob_store,
+        "jolpica": JolpicaResource(archive=blob_store, warehouse=warehouse, base_url=jolpica_url, **jolpica_config),
+    }
+
+
+season_calendar_job = dg.define_asset_job(
+    "season_calendar",
+    selection=dg.AssetSelection.assets(ingest_jolpica.raw_races),
+    partitions_def=seasons_partitions,
+    description="Fetch a season's schedule and register its races as `races` partitions.",
+)
+
+race_pipeline_job = dg.define_asset_job(
+    "race_pipeline",
+    selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS),
+    partitions_def=races_partitions,
+    description="Everything per race: the main job. Backfill a season with the range 2023-01...2023-22.",
+)
+
+defs = dg.Definitions(
+    assets=ingest_jolpica.ASSETS,
+    jobs=[season_calendar_job, race_pipeline_job],
+    resources=build_resources(),
+)

@@ -1,0 +1,88 @@
+"""Shared fixtures: the real recorded data, PostgreSQL schemas per test, replay servers, instances."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+
+from f1_assets_tests.jolpica_server import Dataset, JolpicaReplayServer, load_replay_dir
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+PG_BASE = os.environ.get("F1_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def shared_data_dir() -> Path:
+    """`../shared/data`, or skip (fail under F1_REQUIRE_SHARED_DATA=1) when it is absent."""
+    if SHARED_DATA.is_dir():
+        return SHARED_DATA
+    reason = f"real recorded upstream data not found at {SHARED_DATA} (a newcomer's clone has none)"
+    if os.environ.get("F1_REQUIRE_SHARED_DATA") == "1":
+        pytest.fail(reason + "; F1_REQUIRE_SHARED_DATA=1 requires it")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return shared_data_dir()
+
+
+@pytest.fixture(scope="session")
+def replay_datasets(shared_data: Path) -> dict[str, Dataset]:
+    return load_replay_dir(shared_data / "jolpica-replay")
+
+
+@pytest.fixture
+def replay_server(replay_datasets: dict[str, Dataset]) -> Iterator[JolpicaReplayServer]:
+    with JolpicaReplayServer(replay_datasets) as server:
+        yield server
+
+
+def _pg_url(schema: str) -> str:
+    sep = "&" if "?" in PG_BASE else "?"
+    return f"{PG_BASE}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(PG_BASE, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {PG_BASE} does not answer: {exc}")
+    yield _pg_url(schema)
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def duckdb_url(tmp_path: Path) -> str:
+    return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def f1_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "f1_home"
+    monkeypatch.setenv("F1_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def instance(f1_home: Path) -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as inst:
+        yield inst

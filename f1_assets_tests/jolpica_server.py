@@ -1,0 +1,219 @@
+"""A real HTTP server on 127.0.0.1 that replays Jolpica with its paging semantics.
+
+Datasets are whole endpoints (every item of `2023/1/laps`, …), loaded from recorded pages
+(`../shared/data/jolpica-replay`) or built by tests. The server pages them the way Jolpica does:
+`limit` capped at 100 (default 30), `offset`, `MRData.total`, an empty page past the end, 400 for a
+laps request without a round, 403 for a query parameter containing "cache", 404 for an unknown path,
+`Cache-Control: max-age=600`. Faults for tests: throttling (burst per second and an hourly budget,
+429 without Retry-After), a number of 500s, truncated JSON, an HTML page.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+PREFIX = "/ergast/f1/"
+LIST_KEYS = ("Results", "QualifyingResults", "SprintResults", "PitStops", "Laps")
+
+
+@dataclass
+class Dataset:
+    """One endpoint: the MRData envelope, the race object (None for a season schedule) and its items."""
+
+    envelope: dict[str, Any]
+    race: dict[str, Any] | None
+    list_key: str  # "Races" for a schedule
+    items: list[Any]
+
+    def page(self, url: str, limit: int, offset: int) -> dict[str, Any]:
+        chunk = self.items[offset : offset + limit]
+        data = dict(self.envelope, url=url, limit=str(limit), offset=str(offset), total=str(len(self.items)))
+        table = dict(data.pop("RaceTable"))
+        if self.race is None:
+            table["Races"] = chunk
+        elif not chunk:
+            table["Races"] = []
+        else:
+            race = dict(self.race)
+            if self.list_key == "Laps":
+                laps: list[dict[str, Any]] = []
+                for number, timing in chunk:
+                    if not laps or laps[-1]["number"] != number:
+                        laps.append({"number": number, "Timings": []})
+                    laps[-1]["Timings"].append(timing)
+                race["Laps"] = laps
+            else:
+                race[self.list_key] = chunk
+            table["Races"] = [race]
+        data["RaceTable"] = table
+        return {"MRData": data}
+
+
+def dataset_from_pages(payloads: list[dict[str, Any]]) -> Dataset:
+    first = payloads[0]["MRData"]
+    envelope = {k: v for k, v in first.items() if k not in ("limit", "offset", "total", "url")}
+    races = [r for p in payloads for r in p["MRData"]["RaceTable"]["Races"]]
+    envelope["RaceTable"] = {k: v for k, v in first["RaceTable"].items() if k != "Races"}
+    list_key = next((k for r in races for k in LIST_KEYS if k in r), None)
+    if list_key is None and "round" not in first["RaceTable"]:
+        return Dataset(envelope, None, "Races", races)
+    race = {k: v for k, v in races[0].items() if k not in LIST_KEYS} if races else None
+    items: list[Any] = []
+    for r in races:
+        if list_key == "Laps":
+            items += [(lap["number"], t) for lap in r.get("Laps", []) for t in lap["Timings"]]
+        elif list_key:
+            items += r.get(list_key, [])
+    if race is None:  # an endpoint with no rows at all: keep the envelope, serve empty pages
+        race = {}
+    return Dataset(envelope, race, list_key or "Results", items)
+
+
+def load_replay_dir(directory: Path) -> dict[str, Dataset]:
+    """`ergast@f1@2023@1@laps.json@limit=100@offset=300.json` files → {"2023/1/laps": Dataset}."""
+    groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for path in directory.glob("ergast@f1@*.json@limit=*@offset=*.json"):
+        match = re.fullmatch(r"ergast@f1@(.+)\.json@limit=\d+@offset=(\d+)\.json", path.name)
+        if not match:
+            continue
+        endpoint = match.group(1).replace("@", "/")
+        groups.setdefault(endpoint, []).append((int(match.group(2)), json.loads(path.read_text())))
+    return {ep: dataset_from_pages([p for _, p in sorted(pages)]) for ep, pages in groups.items()}
+
+
+@dataclass
+class Faults:
+    burst_per_second: int | None = None  # None: no throttling
+    hourly_budget: int | None = None
+    fail_500: int = 0  # the next N requests answer 500
+    truncate: int = 0  # the next N requests answer a truncated JSON body
+    html: int = 0  # the next N requests answer an HTML page
+    delay_seconds: float = 0.0
+
+
+@dataclass
+class ServerState:
+    datasets: dict[str, Dataset]
+    faults: Faults = field(default_factory=Faults)
+    requests: list[str] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    served: list[float] = field(default_factory=list)  # times of requests let through the throttle
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: ServerState
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        with self.state.lock:
+            self.state.statuses[status] += 1
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if status == 200:
+            self.send_header("Cache-Control", "max-age=600")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, detail: str) -> None:
+        self._send(status, json.dumps({"detail": detail}).encode())
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        state = self.state
+        parts = urlsplit(self.path)
+        with state.lock:
+            state.requests.append(self.path)
+            faults = state.faults
+            now = time.monotonic()
+            if faults.burst_per_second is not None:
+                recent = [t for t in state.served if t > now - 1.0]
+                hourly = [t for t in state.served if t > now - 3600.0]
+                if len(recent) >= faults.burst_per_second or (
+                    faults.hourly_budget is not None and len(hourly) >= faults.hourly_budget
+                ):
+                    throttled = True
+                else:
+                    throttled = False
+                    state.served.append(now)
+            else:
+                throttled = False
+                state.served.append(now)
+            fault = None
+            for name in ("fail_500", "truncate", "html"):
+                if getattr(faults, name) > 0:
+                    setattr(faults, name, getattr(faults, name) - 1)
+                    fault = name
+                    break
+        if faults.delay_seconds:
+            time.sleep(faults.delay_seconds)
+        if throttled:  # Jolpica's 429 carries no Retry-After
+            return self._error(429, "Request was throttled.")
+        if fault == "fail_500":
+            return self._error(500, "Internal Server Error")
+        if fault == "html":
+            return self._send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+        query = parse_qs(parts.query)
+        if any("cache" in key.lower() for key in query):
+            return self._error(403, "Forbidden")
+        if not parts.path.startswith(PREFIX) or not parts.path.endswith(".json"):
+            return self._error(404, "Not found")
+        endpoint = parts.path[len(PREFIX) : -len(".json")]
+        if re.fullmatch(r"\d{4}/(laps|pitstops)", endpoint):
+            return self._error(400, "Bad Request: Laps and pit stops require a round.")
+        dataset = state.datasets.get(endpoint)
+        if dataset is None:
+            return self._error(404, f"Not found: {endpoint}")
+        try:
+            limit = min(int(query.get("limit", ["30"])[0]), 100)
+            offset = int(query.get("offset", ["0"])[0])
+        except ValueError:
+            return self._error(400, "Bad Request: limit and offset must be integers")
+        host = f"http://{self.headers.get('Host', '127.0.0.1')}{parts.path}"
+        body = json.dumps(dataset.page(host, limit, offset)).encode()
+        if fault == "truncate":
+            body = body[: len(body) // 2]
+        self._send(200, body)
+
+
+class JolpicaReplayServer:
+    """Start with `with JolpicaReplayServer(datasets) as server:`; `server.base_url` ends in /ergast/f1/."""
+
+    def __init__(self, datasets: dict[str, Dataset]):
+        self.state = ServerState(datasets=copy.deepcopy(datasets))
+        handler = type("Handler", (_Handler,), {"state": self.state})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{PREFIX}"
+
+    def requests_for(self, fragment: str) -> list[str]:
+        return [r for r in self.state.requests if fragment in r]
+
+    def reset_counts(self) -> None:
+        with self.state.lock:
+            self.state.requests.clear()
+            self.state.statuses.clear()
+
+    def __enter__(self) -> JolpicaReplayServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,88 @@
+"""Jolpica ingestion end to end on the real recorded pages (2023 rounds 1 and 10, 2009 round 1)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from f1_assets.storage.warehouse import warehouse_from_url
+from f1_assets_tests.helpers import check_results, materialize_calendar, materialize_race, metadata_of, resources
+
+pytestmark = pytest.mark.shared_data
+
+
+def test_bahrain_2023_counts_requests_and_rerun(instance, warehouse_url, replay_server, tmp_path):
+    res = resources(warehouse_url, str(tmp_path / "blobs"), replay_server.base_url)
+    materialize_calendar(instance, 2023, res)
+    assert instance.get_dynamic_partitions("races")[:3] == ["2023-01", "2023-02", "2023-03"]
+    assert len(instance.get_dynamic_partitions("races")) == 22
+
+    replay_server.reset_counts()
+    result = materialize_race(instance, "2023-01", res)
+    wh = warehouse_from_url(warehouse_url)
+    part = {"season": 2023, "round": 1}
+    assert wh.count("raw_results", part) == 20
+    assert wh.count("raw_qualifying", part) == 20
+    assert wh.count("raw_laps", part) == 1055
+    assert wh.query("SELECT MAX(lap_number) AS m FROM raw_laps")["m"].iloc[0] == 57
+    assert wh.count("raw_pit_stops", part) == 50
+    assert wh.count("raw_sprint_results", part) == 0
+
+    # the lower bound: sum over endpoints of ceil(total/100)
+    lower_bound = sum(math.ceil(n / 100) for n in (20, 20, 1055, 50))
+    assert lower_bound == 14
+    assert len(replay_server.state.requests) == 14
+    assert metadata_of(result, "raw_laps")["upstream_requests"] == 11
+    assert metadata_of(result, "raw_laps")["completeness"] == "complete"
+    assert "no sprint" in metadata_of(result, "raw_sprint_results")["empty_reason"]
+    checks = check_results(result)
+    assert all(c.passed for c in checks.values()), [k for k, c in checks.items() if not c.passed]
+
+    # 2023-03-05 is far past the settle period: the archive serves everything
+    replay_server.reset_counts()
+    again = materialize_race(instance, "2023-01", res)
+    assert replay_server.state.requests == []
+    assert metadata_of(again, "raw_laps")["upstream_requests"] == 0
+    assert metadata_of(again, "raw_laps")["archive_hits"] == 11
+    assert wh.count("raw_laps", part) == 1055  # no duplicates
+    assert wh.count("raw_results", part) == 20
+
+
+def test_recent_race_is_fetched_again(instance, duckdb_url, replay_server, tmp_path):
+    res = resources(duckdb_url, str(tmp_path / "blobs"), replay_server.base_url, settle_days=100_000)
+    materialize_calendar(instance, 2023, res)
+    materialize_race(instance, "2023-10", res)
+    replay_server.reset_counts()
+    materialize_race(instance, "2023-10", res)
+    assert len(replay_server.state.requests) == 1 + 1 + 10 + 1  # not settled: fetched again
+    timings = len(replay_server.state.datasets["2023/10/laps"].items)
+    assert warehouse_from_url(duckdb_url).count("raw_laps", {"season": 2023, "round": 10}) == timings
+
+
+def test_partial_2009_race_is_reported_partial(instance, duckdb_url, replay_server, tmp_path):
+    res = resources(duckdb_url, str(tmp_path / "blobs"), replay_server.base_url)
+    # 2009's schedule is not recorded: take the race row from the results page via a one-race calendar
+    replay_server.state.datasets["2009"] = _schedule_from_results(replay_server, 2009, 1)
+    replay_server.reset_counts()
+    result = materialize_race(instance, "2009-01", res)
+    laps_meta = metadata_of(result, "raw_laps")
+    assert laps_meta["completeness"] == "partial"
+    checks = check_results(result)
+    complete = checks[("raw_laps", "laps_complete")]
+    assert not complete.passed
+    # 19 of 20: kovalainen retired on lap 0, so his zero timings are complete
+    assert complete.metadata["drivers_incomplete"].value == 19
+    assert "button: 1/58" in complete.metadata["failing_keys"].value
+    # pit stops before 2011 do not exist upstream: empty with a reason, and no request spent on them
+    assert "2011" in metadata_of(result, "raw_pit_stops")["empty_reason"]
+    assert replay_server.requests_for("pitstops") == []
+    assert warehouse_from_url(duckdb_url).count("raw_qualifying", {"season": 2009, "round": 1}) == 20
+
+
+def _schedule_from_results(server, season, rnd):
+    from f1_assets_tests.jolpica_server import Dataset
+
+    race = dict(server.state.datasets[f"{season}/{rnd}/results"].race)
+    envelope = {"xmlns": "", "series": "f1", "RaceTable": {"season": str(season)}}
+    return Dataset(envelope, None, "Races", [race])
