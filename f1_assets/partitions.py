@@ -15,7 +15,7 @@ import dagster as dg
 FIRST_SEASON = 1950
 MAX_ROUND = 30  # the longest season so far has 24 rounds; leave room, reject nonsense
 
-_RACE_KEY = re.compile(r"(\d{4})-(\d{2})")
+_RACE_KEY = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
 class RaceKey(NamedTuple):
@@ -33,7 +33,7 @@ def current_season() -> int:
 
 def parse_season(value: str | int) -> int:
     text = str(value)
-    if not re.fullmatch(r"\d{4}", text):
+    if not re.fullmatch(r"[0-9]{4}", text):
         raise ValueError(f"invalid season {value!r}: expected a four-digit year")
     season = int(text)
     if not FIRST_SEASON <= season <= current_season() + 1:

@@ -97,7 +97,7 @@ class Faults:
     hourly_budget: int | None = None
     fail_500: int = 0  # the next N requests answer 500
     truncate: int = 0  # the next N requests answer a truncated JSON body
-    html: int = 0  # the next N requests answer an HTML page
+    html: int = 0  # the next N requests answer 200 with an HTML page (a portal or a misconfigured mirror)
     delay_seconds: float = 0.0
 
 
@@ -164,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "fail_500":
             return self._error(500, "Internal Server Error")
         if fault == "html":
-            return self._send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+            return self._send(200, b"<!DOCTYPE html><html><body><h1>Welcome</h1></body></html>", "text/html")
         query = parse_qs(parts.query)
         if any("cache" in key.lower() for key in query):
             return self._error(403, "Forbidden")
