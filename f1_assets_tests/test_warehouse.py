@@ -1,0 +1,132 @@
+"""The warehouse writer: atomic, idempotent partition replacement on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pandas as pd
+import psycopg
+import pytest
+
+from f1_assets.storage.warehouse import POSTGRES_ONLY_MARKER, WarehouseError, schema_sql, warehouse_from_url
+
+
+def _laps(season: int, rnd: int, n: int, marker: int = 0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "season": season,
+            "round": rnd,
+            "driver_id": [f"d{i % 20}" for i in range(n)],
+            "lap_number": [i // 20 + 1 for i in range(n)],
+            "position": pd.array([i % 20 + 1 for i in range(n)], dtype="Int64"),
+            "lap_time_ms": pd.array([90_000 + marker] * n, dtype="Int64"),
+        }
+    )
+
+
+def test_replace_is_idempotent_and_touches_one_partition(warehouse_url):
+    wh = warehouse_from_url(warehouse_url)
+    wh.apply_schema()
+    wh.apply_schema()  # applying the DDL twice is harmless
+    wh.replace_partition("raw_laps", _laps(2023, 1, 100), {"season": 2023, "round": 1})
+    wh.replace_partition("raw_laps", _laps(2023, 2, 60), {"season": 2023, "round": 2})
+    wh.replace_partition("raw_laps", _laps(2023, 1, 100, marker=5), {"season": 2023, "round": 1})
+    assert wh.count("raw_laps", {"season": 2023, "round": 1}) == 100
+    assert wh.count("raw_laps", {"season": 2023, "round": 2}) == 60
+    assert set(wh.read_partition("raw_laps", {"season": 2023, "round": 1})["lap_time_ms"]) == {90_005}
+    # an empty frame empties the partition (data that vanished upstream does not linger)
+    wh.replace_partition("raw_laps", _laps(2023, 2, 0), {"season": 2023, "round": 2})
+    assert wh.count("raw_laps", {"season": 2023, "round": 2}) == 0
+
+
+def test_bad_frames_are_refused_naming_the_problem(warehouse_url):
+    wh = warehouse_from_url(warehouse_url)
+    with pytest.raises(WarehouseError, match=r"missing columns \['lap_time_ms'\]"):
+        wh.replace_partition("raw_laps", _laps(2023, 1, 5).drop(columns="lap_time_ms"), {"season": 2023, "round": 1})
+    with pytest.raises(WarehouseError, match="carry round"):
+        wh.replace_partition("raw_laps", _laps(2023, 2, 5), {"season": 2023, "round": 1})
+    with pytest.raises(WarehouseError, match="does not exist"):
+        wh.replace_partition("no_such_table", _laps(2023, 1, 5), {"season": 2023, "round": 1})
+    with pytest.raises(WarehouseError, match="invalid identifier"):
+        wh.count("raw_laps; DROP TABLE raw_laps")
+
+
+def test_duckdb_schema_is_the_portable_part_of_the_one_ddl():
+    assert POSTGRES_ONLY_MARKER not in schema_sql(postgres=False)
+    assert "CREATE TABLE IF NOT EXISTS raw_laps" in schema_sql(postgres=False)
+    assert schema_sql(postgres=False) in schema_sql(postgres=True)
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, pandas as pd
+    from f1_assets.storage.warehouse import warehouse_from_url
+    n = 400_000
+    df = pd.DataFrame({"season": 2023, "round": 1, "driver_id": [f"d{i % 20}" for i in range(n)],
+                       "lap_number": [i // 20 + 1 for i in range(n)],
+                       "position": pd.array([i % 20 + 1 for i in range(n)], dtype="Int64"),
+                       "lap_time_ms": pd.array([1] * n, dtype="Int64")})
+    print("writing", flush=True)
+    warehouse_from_url(sys.argv[1]).replace_partition("raw_laps", df, {"season": 2023, "round": 1})
+    print("done", flush=True)
+    """
+)
+
+
+def test_killed_writer_leaves_previous_rows_on_postgres(pg_url):
+    wh = warehouse_from_url(pg_url)
+    wh.replace_partition("raw_laps", _laps(2023, 1, 1000), {"season": 2023, "round": 1})
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, pg_url], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    # wait until the writer's COPY is under way (its transaction holds the partition lock), then kill it
+    deadline = time.time() + 60
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        while time.time() < deadline:
+            active = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%' AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+            if active:
+                break
+            time.sleep(0.01)
+    assert active, "the writer never reached COPY"
+    proc.kill()
+    proc.wait(timeout=30)
+    assert wh.count("raw_laps", {"season": 2023, "round": 1}) == 1000
+    assert set(wh.read_partition("raw_laps", {"season": 2023, "round": 1})["lap_time_ms"]) == {90_000}
+
+
+def test_concurrent_writers_of_one_partition_never_mix_on_postgres(pg_url):
+    wh = warehouse_from_url(pg_url)
+    wh.apply_schema()
+    errors: list[BaseException] = []
+
+    def write(marker: int, n: int) -> None:
+        try:
+            for _ in range(5):
+                warehouse_from_url(pg_url).replace_partition(
+                    "raw_laps", _laps(2023, 1, n, marker=marker), {"season": 2023, "round": 1}
+                )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(m, 2000 + m * 20)) for m in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    seen = set()
+    while any(t.is_alive() for t in threads):
+        snap = wh.read_partition("raw_laps", {"season": 2023, "round": 1})
+        markers = set(snap["lap_time_ms"] - 90_000)
+        assert len(markers) <= 1, f"a reader saw a mix of versions {markers}"
+        if markers:
+            seen.add(markers.pop())
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    final = wh.read_partition("raw_laps", {"season": 2023, "round": 1})
+    marker = int(final["lap_time_ms"].iloc[0]) - 90_000
+    assert len(final) == 2000 + marker * 20  # exactly one writer's rows, no duplicates
+    assert not final.duplicated(["driver_id", "lap_number"]).any()
