@@ -1,0 +1,361 @@
+"""Feature layer: lap_features / telemetry_features transforms, quality checks, warehouse writes, assets.
+
+Real data: 2023 round 1 (Bahrain) replay pages from ../shared/data (skips when absent, fails under
+F1_REQUIRE_SHARED_DATA=1, via the `shared_data` fixture). Telemetry is generated here in the raw
+telemetry Parquet shape (the shared data has no car telemetry).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from f1_assets.assets.features import TELEMETRY_KEY, lap_features, telemetry_features
+from f1_assets.checks import features as checks
+from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
+from f1_assets.storage.blob import blob_store_from_url
+from f1_assets.storage.warehouse import warehouse_from_url
+from f1_assets.transforms import jolpica
+from f1_assets.transforms.features import (
+    LAP_FEATURE_COLUMNS,
+    TELEMETRY_FEATURE_COLUMNS,
+    build_lap_features,
+    build_telemetry_features,
+)
+
+BAHRAIN_LAPS = 1055
+BAHRAIN_SCHEDULED = 57
+
+
+def _pages(replay: Path, stem: str) -> list[tuple[str, dict]]:
+    files = sorted(replay.glob(f"{stem}@limit=100@offset=*.json"),
+                   key=lambda p: int(re.search(r"offset=(\d+)", p.name).group(1)))
+    assert files, f"no replay pages for {stem} in {replay}"
+    return [(p.name, json.loads(p.read_text())) for p in files]
+
+
+@pytest.fixture(scope="module")
+def bahrain(shared_data: Path) -> dict[str, pd.DataFrame]:
+    replay = shared_data / "jolpica-replay"
+    schedule = jolpica.parse_schedule(_pages(replay, "ergast@f1@2023.json"))
+    return {
+        "races": schedule[schedule["round"] == 1].reset_index(drop=True),
+        "results": jolpica.parse_results(_pages(replay, "ergast@f1@2023@1@results.json")),
+        "laps": jolpica.parse_laps(_pages(replay, "ergast@f1@2023@1@laps.json")),
+        "pit_stops": jolpica.parse_pit_stops(_pages(replay, "ergast@f1@2023@1@pitstops.json")),
+    }
+
+
+def _build(b: dict[str, pd.DataFrame], fastf1: pd.DataFrame | None = None) -> pd.DataFrame:
+    return build_lap_features(b["races"].iloc[0], b["results"], b["laps"], b["pit_stops"], fastf1)
+
+
+@pytest.fixture(scope="module")
+def features(bahrain: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return _build(bahrain)
+
+
+# ------------------------------------------------------------------------- lap_features on real data
+
+
+def test_one_row_per_raw_lap(features: pd.DataFrame, bahrain: dict[str, pd.DataFrame]) -> None:
+    assert len(features) == BAHRAIN_LAPS == len(bahrain["laps"])
+    assert list(features.columns) == LAP_FEATURE_COLUMNS
+    assert not features.duplicated(["driver_id", "lap_number"]).any()
+    assert set(features["race_id"]) == {"2023-01"}
+    assert set(features["circuit_id"]) == {"bahrain"}
+    assert features["driver_code"].notna().all() and features["driver_number"].notna().all()
+    pd.testing.assert_series_equal(
+        features.set_index(["driver_id", "lap_number"])["lap_time_ms"].sort_index(),
+        bahrain["laps"].set_index(["driver_id", "lap_number"])["lap_time_ms"].sort_index(),
+    )
+
+
+def test_tire_age_resets_exactly_after_each_logged_stop(features: pd.DataFrame,
+                                                        bahrain: dict[str, pd.DataFrame]) -> None:
+    stops = bahrain["pit_stops"]
+    resets = features[(features["tire_age"] == 1) & (features["lap_number"] > 1)]
+    got = set(zip(resets["driver_id"], resets["lap_number"] - 1, strict=True))
+    # stops whose out-lap the driver completed (a stop on the retirement lap has no out-lap)
+    completed = set(zip(features["driver_id"], features["lap_number"], strict=True))
+    expected = {(d, lap) for d, lap in zip(stops["driver_id"], stops["lap"], strict=True)
+                if (d, lap + 1) in completed}
+    assert got == expected and len(expected) > 40
+    # stint = 1 + stops before the lap; age increases by 1 inside a stint
+    stint_last = features.groupby("driver_id")["stint"].max()
+    n_stops = stops.groupby("driver_id").size().reindex(stint_last.index, fill_value=0)
+    completed_stops = pd.Series([sum(1 for d, _ in expected if d == drv) for drv in stint_last.index],
+                                index=stint_last.index)
+    assert (stint_last == completed_stops + 1).all() and (n_stops >= completed_stops).all()
+    within = features.sort_values(["driver_id", "lap_number"]).groupby(["driver_id", "stint"])["tire_age"].diff()
+    assert (within.dropna() == 1).all()
+    # pit_stop flags exactly the logged in-laps
+    flagged = set(zip(*features.loc[features["pit_stop"], ["driver_id", "lap_number"]].to_numpy().T, strict=True))
+    assert flagged == set(zip(stops["driver_id"], stops["lap"], strict=True)) & completed
+
+
+def test_gaps_leader_zero_and_positions_ordered(features: pd.DataFrame) -> None:
+    leader = features[features["position"] == 1]
+    assert len(leader) == BAHRAIN_SCHEDULED  # one leader per lap
+    assert (leader["gap_to_leader_ms"] == 0).all() and (leader["delta_to_next_ms"] == 0).all()
+    assert (features["gap_to_leader_ms"] >= 0).all() and (features["delta_to_next_ms"] >= 0).all()
+    # along a lap, the gap grows with the position and the deltas sum up to it
+    f = features.sort_values(["lap_number", "position"])
+    assert (f.groupby("lap_number")["gap_to_leader_ms"].diff().dropna() >= 0).all()
+    cum_delta = f.groupby("lap_number")["delta_to_next_ms"].cumsum()
+    assert (cum_delta == f["gap_to_leader_ms"]).all()
+
+
+def test_laps_remaining_and_fuel(features: pd.DataFrame) -> None:
+    last = features[features["lap_number"] == BAHRAIN_SCHEDULED]
+    assert len(last) > 0 and (last["laps_remaining"] == 0).all()
+    assert features["laps_remaining"].min() == 0
+    assert (features["laps_remaining"] == BAHRAIN_SCHEDULED - features["lap_number"]).all()
+    f = features.sort_values(["driver_id", "lap_number"])
+    assert (f.groupby("driver_id")["fuel_remaining"].diff().dropna() < 0).all()  # strictly decreasing
+    assert np.allclose(f["fuel_remaining"], 110 * (1 - f["lap_number"] / BAHRAIN_SCHEDULED))
+    assert last["fuel_remaining"].abs().max() < 1e-9 and features["fuel_remaining"].max() < 110
+
+
+def test_outlier_reasons(features: pd.DataFrame, bahrain: dict[str, pd.DataFrame]) -> None:
+    reasons = features["outlier_reason"].fillna("")
+    assert (features["is_outlier"] == (reasons != "")).all()
+    first = features[features["lap_number"] == 1]
+    assert first["outlier_reason"].str.contains("first_lap").all()
+    assert reasons[features["pit_stop"]].str.contains("in_lap").all()
+    assert (reasons.str.contains("in_lap") == features["pit_stop"]).all()
+    out_laps = features[(features["tire_age"] == 1) & (features["lap_number"] > 1)]
+    assert out_laps["outlier_reason"].str.contains("out_lap").all()
+    # 'statistical' really is above mean + 3 sigma of the driver's clean laps
+    stat = features[reasons.str.contains("statistical")]
+    assert len(stat) > 0
+    clean = features[~features["is_outlier"]]
+    bound = clean.groupby("driver_id")["lap_time_ms"].agg(lambda s: s.mean() + 3 * s.std())
+    assert (stat["lap_time_ms"].to_numpy() > bound.reindex(stat["driver_id"]).to_numpy()).all()
+    # no FastF1: track status unknown, never 'safety_car'
+    assert features["track_status"].isna().all() and features["safety_car"].isna().all()
+    assert not reasons.str.contains("safety_car|vsc|red_flag").any()
+    assert set(features["tire_compound"]) == {"UNKNOWN"}
+
+
+def test_fastf1_laps_flow_through(bahrain: dict[str, pd.DataFrame]) -> None:
+    """A hand-made FastF1 laps frame for VER (car 1): compound, stint, status, SC flags."""
+    stops = bahrain["pit_stops"]
+    ver_stops = sorted(stops.loc[stops["driver_id"] == "max_verstappen", "lap"])
+    laps = np.arange(1, BAHRAIN_SCHEDULED + 1)
+    stint = 1 + np.searchsorted(np.array(ver_stops), laps, side="left")  # in-lap belongs to the old stint
+    compounds = np.array(["SOFT", "SOFT", "HARD", "HARD"])[stint - 1]
+    status = np.full(len(laps), "1", dtype=object)
+    status[[9, 10]] = "14"   # laps 10-11: safety car
+    status[20] = "167"       # lap 21: VSC and its ending
+    status[30] = "5"         # lap 31: red flag
+    ff = pd.DataFrame({
+        "season": 2023, "round": 1, "driver_number": 1, "driver_code": "VER", "driver_id": None,
+        "lap_number": laps, "lap_time_ms": None, "stint": stint + 10,  # +10: must come from FastF1
+        "compound": compounds, "compound_std": compounds, "fresh_tyre": True, "tyre_life": None,
+        "pit_in_time_ms": None, "pit_out_time_ms": None, "track_status": status,
+        "is_accurate": True, "deleted": False,
+    })
+    f = _build(bahrain, ff)
+    assert len(f) == BAHRAIN_LAPS
+    ver = f[f["driver_id"] == "max_verstappen"].set_index("lap_number")
+    assert (ver["tire_compound"].to_numpy() == compounds).all()
+    assert (ver["stint"].to_numpy() == stint + 10).all()
+    assert ver.loc[10, "track_status"] == "14" and ver.loc[1, "track_status"] == "1"
+    assert ver.loc[[10, 11, 21, 31], "safety_car"].all() and not ver.loc[2, "safety_car"]
+    assert "safety_car" in ver.loc[10, "outlier_reason"] and "vsc" in ver.loc[21, "outlier_reason"]
+    assert "red_flag" in ver.loc[31, "outlier_reason"]
+    # tire age restarts with each FastF1 stint
+    assert (ver.loc[[s + 1 for s in ver_stops], "tire_age"] == 1).all()
+    others = f[f["driver_id"] != "max_verstappen"]
+    assert others["track_status"].isna().all() and others["safety_car"].isna().all()
+    assert set(others["tire_compound"]) == {"UNKNOWN"}
+    # partial FastF1 coverage of a race is a completeness failure once the race has FastF1 data
+    outcome = checks.check_completeness(f, has_fastf1=True)
+    assert not outcome.passed and {"track_status", "safety_car"} <= set(outcome.metadata["failing_keys"])
+
+
+# ------------------------------------------------------------------------- telemetry_features
+
+
+def _telemetry() -> pd.DataFrame:
+    """Two drivers; driver 1 lap 1 and 2 with known brake/DRS/gap patterns; rows shuffled."""
+    def lap(driver: int, code: str, lap_number: object, brake: list[float], drs: list[float],
+            t0: int) -> pd.DataFrame:
+        n = len(brake)
+        return pd.DataFrame({
+            "DriverNumber": driver, "Driver": code, "LapNumber": pd.array([lap_number] * n, dtype="Int64"),
+            "Date": pd.Timestamp("2023-03-05 15:00") + pd.to_timedelta(np.arange(n) * 100 + t0, unit="ms"),
+            "SessionTime": pd.to_timedelta(np.arange(n) * 100 + t0, unit="ms"),
+            "Speed": np.linspace(100, 300, n), "RPM": 10000.0, "nGear": 6.0,
+            "Throttle": np.linspace(0, 100, n), "Brake": brake, "DRS": drs,
+            "X": 1.0, "Y": 2.0, "Z": 3.0, "Interpolated": False,
+        })
+
+    a = lap(1, "VER", 1, [0, 1, 1, 0, 1, 0, 0, 1, 1, 1], [0, 0, 10, 12, 14, 8, 1, 0, 0, 0], 0)
+    a.loc[[2, 3], "X"] = np.nan
+    a.loc[[3], "Speed"] = np.nan  # same sample as an X gap: counts once
+    a.loc[[0, 5, 6], "Interpolated"] = True
+    b = lap(1, "VER", 2, [1, 1, 0, 1, 0, np.nan, 1, 0], [14] * 8, 1000)  # starts on: not an event; NaN→on not
+    c = lap(44, "HAM", 1, [0] * 5, [np.nan, 0, 0, 10, 10], 0)
+    pre = lap(1, "VER", pd.NA, [0, 1, 0], [0, 0, 0], -1000)  # before the start: no lap, not aggregated
+    return pd.concat([a, b, c, pre], ignore_index=True).sample(frac=1, random_state=7)
+
+
+def test_telemetry_features_exact_counts() -> None:
+    out = build_telemetry_features(_telemetry(), season=2023, rnd=1)
+    assert list(out.columns) == TELEMETRY_FEATURE_COLUMNS
+    out = out.set_index(["driver_number", "lap_number"])
+    assert len(out) == 3
+    a, b, c = out.loc[(1, 1)], out.loc[(1, 2)], out.loc[(44, 1)]
+    assert (a["brake_events"], b["brake_events"], c["brake_events"]) == (3, 1, 0)
+    assert a["drs_open_share"] == pytest.approx(0.3) and b["drs_open_share"] == 1.0
+    assert c["drs_open_share"] == pytest.approx(0.5)  # NaN DRS sample excluded from the denominator
+    assert (a["sample_count"], b["sample_count"], c["sample_count"]) == (10, 8, 5)
+    # gap = NaN in any channel: a has X twice (Speed on one of them), b a NaN brake, c a NaN DRS
+    assert (a["gap_samples"], b["gap_samples"], c["gap_samples"]) == (2, 1, 1)
+    assert (a["interpolated_samples"], b["interpolated_samples"]) == (3, 0)
+    thr = np.linspace(0, 100, 10)
+    assert a["throttle_mean"] == pytest.approx(thr.mean()) and a["throttle_std"] == pytest.approx(thr.std())
+    spd = np.delete(np.linspace(100, 300, 10), 3)
+    assert a["speed_max"] == 300 and a["speed_mean"] == pytest.approx(spd.mean())
+    assert a["driver_code"] == "VER" and c["driver_code"] == "HAM" and set(out["race_id"]) == {"2023-01"}
+
+
+def test_telemetry_features_empty_and_checks() -> None:
+    empty = build_telemetry_features(_telemetry().iloc[:0], season=2023, rnd=1)
+    assert empty.empty and list(empty.columns) == TELEMETRY_FEATURE_COLUMNS
+    good = build_telemetry_features(_telemetry(), season=2023, rnd=1)
+    assert all(o.passed for o in checks.telemetry_feature_checks(good))
+    bad = good.copy()
+    bad.loc[bad.index[0], "throttle_mean"] = 120.0
+    bad.loc[bad.index[1], "speed_max"] = 450.0
+    outcome = checks.check_telemetry_ranges(bad)
+    assert not outcome.passed and outcome.severity == "ERROR"
+    assert outcome.metadata["failing_rows"] == 2 and len(outcome.metadata["failing_keys"]) == 2
+
+
+# ------------------------------------------------------------------------- quality checks
+
+
+def test_checks_pass_on_clean_bahrain(features: pd.DataFrame, bahrain: dict[str, pd.DataFrame]) -> None:
+    outcomes = {o.name: o for o in checks.lap_feature_checks(
+        features, bahrain["results"], bahrain["pit_stops"], bahrain["races"], has_fastf1=False)}
+    assert set(outcomes) == set(checks.LAP_FEATURE_CHECK_NAMES)
+    for name, o in outcomes.items():
+        assert o.severity == checks.LAP_FEATURE_CHECK_NAMES[name][0]
+        if name != "pit_stops_per_result":
+            assert o.passed, (name, o.metadata)
+    # real: Norris stopped 6 times in Bahrain 2023 (pneumatic problem) — a warning, not an error
+    pits = outcomes["pit_stops_per_result"]
+    assert not pits.passed and pits.severity == "WARN" and pits.metadata["failing_keys"] == ["norris/6"]
+    assert outcomes["position_range"].metadata["starters"] == 20
+    assert outcomes["feature_completeness"].metadata["excluded_columns"] == [
+        "outlier_reason", "safety_car", "track_status"]
+
+
+@pytest.mark.parametrize(
+    ("check", "column", "value"),
+    [
+        ("fuel_range", "fuel_remaining", 200.0),
+        ("fuel_range", "fuel_remaining", -1.0),
+        ("position_range", "position", 21),
+        ("position_range", "position", 0),
+        ("lap_time_range", "lap_time_ms", 400_000),
+        ("lap_time_range", "lap_time_ms", 12_000),
+        ("rows_join_race", "race_id", "2023-02"),
+        ("lap_features_schema", "tire_compound_std", "PURPLE"),
+    ],
+)
+def test_checks_fail_on_corruption(features: pd.DataFrame, bahrain: dict[str, pd.DataFrame], check: str,
+                                   column: str, value: object) -> None:
+    bad = features.copy()
+    rows = bad.index[[3, 500]]
+    bad.loc[rows, column] = value
+    outcome = {o.name: o for o in checks.lap_feature_checks(
+        bad, bahrain["results"], bahrain["pit_stops"], bahrain["races"], has_fastf1=False)}[check]
+    assert not outcome.passed
+    assert outcome.severity == checks.LAP_FEATURE_CHECK_NAMES[check][0]
+    assert outcome.metadata["failing_rows"] == 2
+    if check != "lap_features_schema":
+        keys = {f"2023/1/{d}/{n}" for d, n in bad.loc[rows, ["driver_id", "lap_number"]].to_numpy()}
+        assert set(outcome.metadata["failing_keys"]) == keys
+
+
+def test_completeness_and_join_failures(features: pd.DataFrame, bahrain: dict[str, pd.DataFrame]) -> None:
+    bad = features.copy()
+    bad.loc[bad.index[:60], "gap_to_leader_ms"] = pd.NA  # 94.3 % complete
+    outcome = checks.check_completeness(bad, has_fastf1=False)
+    assert not outcome.passed and outcome.metadata["failing_keys"] == ["gap_to_leader_ms"]
+    assert outcome.metadata["completeness"]["gap_to_leader_ms"] == pytest.approx(1 - 60 / BAHRAIN_LAPS, abs=1e-4)
+    assert not checks.check_completeness(features, has_fastf1=True).passed  # FastF1 columns now judged
+    other = bahrain["races"].assign(round=2)
+    joined = checks.check_rows_join_race(features, other)
+    assert not joined.passed and joined.metadata["failing_rows"] == BAHRAIN_LAPS
+    assert len(joined.metadata["failing_keys"]) == checks.MAX_KEYS
+
+
+def test_starters_excludes_non_starters(bahrain: dict[str, pd.DataFrame]) -> None:
+    res = bahrain["results"].copy()
+    res.loc[res.index[-1], ["status", "position_text"]] = ["Did not start", "W"]
+    res.loc[res.index[-2], "grid"] = pd.NA
+    assert checks.starters(res) == 18
+
+
+# ------------------------------------------------------------------------- warehouse + assets
+
+
+def test_write_twice_no_duplicates(features: pd.DataFrame, warehouse_url: str) -> None:
+    wh = warehouse_from_url(warehouse_url)
+    part = {"season": 2023, "round": 1}
+    for _ in range(2):
+        assert wh.replace_partition("lap_features", features, part) == BAHRAIN_LAPS
+        assert wh.count("lap_features", part) == BAHRAIN_LAPS
+    back = wh.read_partition("lap_features", part)
+    assert list(back.columns) == LAP_FEATURE_COLUMNS
+    back = back.set_index(["driver_id", "lap_number"]).sort_index()
+    mine = features.set_index(["driver_id", "lap_number"]).sort_index()
+    assert (back["gap_to_leader_ms"].astype("int64") == mine["gap_to_leader_ms"].astype("int64")).all()
+    assert back["outlier_reason"].fillna("").tolist() == mine["outlier_reason"].fillna("").tolist()
+    tel = build_telemetry_features(_telemetry(), season=2023, rnd=1)
+    for _ in range(2):
+        wh.replace_partition("telemetry_features", tel, part)
+    assert wh.count("telemetry_features", part) == 3
+
+
+def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataFrame, tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    wh = warehouse_from_url(url)
+    part = {"season": 2023, "round": 1}
+    for table, key in (("raw_races", "races"), ("raw_results", "results"), ("raw_laps", "laps"),
+                       ("raw_pit_stops", "pit_stops")):
+        wh.replace_partition(table, bahrain[key], part)
+    blobs = blob_store_from_url(str(tmp_path / "blobs"))
+    buf = _telemetry().to_parquet(index=False)
+    blobs.put(TELEMETRY_KEY.format(season=2023, round=1), buf)
+    resources = {"warehouse": WarehouseResource(url=url), "blob_store": BlobStoreResource(url=str(tmp_path / "blobs"))}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("races", ["2023-01", "2023-02"])
+        result = dg.materialize([lap_features, telemetry_features], partition_key="2023-01",
+                                resources=resources, instance=instance)
+        assert result.success
+        evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert len(evals) == len(checks.LAP_FEATURE_CHECK_NAMES) + len(checks.TELEMETRY_FEATURE_CHECK_NAMES)
+        assert not evals["pit_stops_per_result"].passed and evals["fuel_range"].passed
+        mats = {m.asset_key.path[-1]: m for m in result.get_asset_materialization_events()}
+        meta = mats["lap_features"].materialization.metadata
+        assert meta["dagster/row_count"].value == BAHRAIN_LAPS
+        assert mats["telemetry_features"].materialization.metadata["dagster/row_count"].value == 3
+        assert wh.count("lap_features", part) == BAHRAIN_LAPS
+
+        # a race without telemetry materializes empty with the reason
+        empty = dg.materialize([telemetry_features], partition_key="2023-02", resources=resources,
+                               instance=instance)
+        meta = empty.get_asset_materialization_events()[0].materialization.metadata
+        assert meta["dagster/row_count"].value == 0 and "no raw telemetry" in meta["empty_reason"].value
