@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from f1_assets.assets import ingest_jolpica
+from f1_assets import schedules, sensors
+from f1_assets.assets import features, ingest_jolpica, ml
 from f1_assets.partitions import races_partitions, seasons_partitions
 from f1_assets.resources.jolpica import JolpicaResource
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
@@ -39,13 +40,16 @@ season_calendar_job = dg.define_asset_job(
 
 race_pipeline_job = dg.define_asset_job(
     "race_pipeline",
-    selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS),
+    selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS, *features.ASSETS),
     partitions_def=races_partitions,
     description="Everything per race: the main job. Backfill a season with the range 2023-01...2023-22.",
 )
 
 defs = dg.Definitions(
-    assets=ingest_jolpica.ASSETS,
+    assets=[*ingest_jolpica.ASSETS, *features.ASSETS, *ml.ASSETS],
+    asset_checks=features.CHECKS,
     jobs=[season_calendar_job, race_pipeline_job],
+    sensors=sensors.SENSORS,
+    schedules=schedules.SCHEDULES,
     resources=build_resources(),
 )

@@ -217,3 +217,25 @@ class JolpicaReplayServer:
     def __exit__(self, *exc: Any) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def main() -> None:
+    """`python -m f1_assets_tests.jolpica_server DIR [PORT]`: serve a replay directory until Ctrl-C."""
+    import sys
+
+    directory = Path(sys.argv[1])
+    port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    server = JolpicaReplayServer(load_replay_dir(directory))
+    if port:
+        server.httpd.server_close()
+        handler = type("Handler", (_Handler,), {"state": server.state})
+        server.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    print(f"serving {len(server.state.datasets)} endpoints at {server.base_url}", flush=True)
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+# The two commands a newcomer runs: `make dev` (install + Dagster UI on the embedded default) and
+# `make test` (install + the whole test suite). `make bench` runs every benchmark.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)
+
+$(BIN)/dagster: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: install dev test bench lint
+install: $(BIN)/dagster
+
+dev: install
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: install
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check f1_assets f1_assets_tests bench
+
+bench: install
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

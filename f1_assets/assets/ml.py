@@ -1,0 +1,3 @@
+"""ML-facing assets: train/validation/test split views over lap_features, and driver profiles."""
+
+ASSETS: list = []
