@@ -317,13 +317,29 @@ class PostgresWarehouse(Warehouse):
 
 
 def _rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
-    """Rows as tuples of plain Python values, column by column converted once (not per cell)."""
+    """Rows as tuples of plain Python values, converted column by column (not cell by cell).
+
+    Null-free numpy columns go straight through `tolist()` (already Python scalars); text and date
+    columns whose values are all plain skip the per-value conversion; the rest map NaN/NA to None.
+    """
     columns = []
     for name in frame.columns:
         series = frame[name]
-        values = series.astype(object).where(series.notna(), None).tolist()
-        columns.append([_py(v) for v in values] if series.dtype.kind in "mMO" else values)
+        has_nulls = bool(series.isna().any())
+        if series.dtype.kind in "biuf" and not has_nulls:
+            columns.append(series.to_numpy().tolist())
+        elif series.dtype.kind == "M":
+            values = series.dt.to_pydatetime().tolist()
+            columns.append([None if v is pd.NaT else v for v in values] if has_nulls else values)
+        elif series.dtype.kind == "O" and pd.api.types.infer_dtype(series, skipna=True) in _PLAIN:
+            values = series.tolist()
+            columns.append([None if v is None or v != v else v for v in values] if has_nulls else values)
+        else:
+            columns.append([_py(v) for v in series.astype(object).where(series.notna(), None).tolist()])
     return zip(*columns, strict=True) if columns else iter(())
+
+
+_PLAIN = {"string", "date", "boolean", "integer", "empty"}
 
 
 def warehouse_from_url(url: str) -> Warehouse:
