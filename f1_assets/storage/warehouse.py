@@ -37,12 +37,9 @@ def schema_sql(postgres: bool) -> str:
 
 
 def _schema_text() -> str:
-    if SCHEMA_FILE.exists():
-        return SCHEMA_FILE.read_text()
-    # installed as a wheel: the DDL ships as package data
-    from importlib.resources import files
-
-    return files("f1_assets").joinpath("schema.sql").read_text()
+    if not SCHEMA_FILE.exists():
+        raise WarehouseError(f"DDL not found at {SCHEMA_FILE}: install the project from its checkout (pip install -e)")
+    return SCHEMA_FILE.read_text()
 
 
 def _check_ident(name: str) -> str:
