@@ -1,0 +1,103 @@
+"""A real HTTP server on 127.0.0.1 that plays FastF1's three upstreams from recorded files.
+
+Used by the FastF1 tests (`test_fastf1_*.py`): FastF1's own request code talks to it exactly as it
+talks to the real hosts. Routes (each a prefix of the URL the resource hands to FastF1):
+
+- `/livetiming/static/<path>` → `<data>/livetiming/<path>` (F1 live timing, e.g. `.../TimingData.jsonStream`)
+- `/schedule/schedule_<year>.json` → `<data>/schedule/schedule_<year>.json` (FastF1's schedule files)
+- `/jolpica/<a>/<b>/<c>.json` → `<data>/jolpica/<a>@<b>@<c>.json` (Jolpica/Ergast single responses)
+
+Anything else is a 404, as the real hosts answer for a missing stream. `overrides` maps a request
+path to bytes (serve a malformed stream) or to None (pretend a stream does not exist); `requests`
+records every path asked for, so a test can assert that no request was made.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+
+@dataclass
+class RecordedUpstreams:
+    data_dir: Path
+    base_url: str = ""
+    overrides: dict[str, bytes | None] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+
+    @property
+    def livetiming_url(self) -> str:
+        return f"{self.base_url}/livetiming/"
+
+    @property
+    def schedule_url(self) -> str:
+        return f"{self.base_url}/schedule/"
+
+    @property
+    def jolpica_url(self) -> str:
+        return f"{self.base_url}/jolpica/"
+
+    def resolve(self, path: str) -> Path | None:
+        if path.startswith("/livetiming/static/"):
+            return self.data_dir / "livetiming" / path[len("/livetiming/static/") :]
+        if path.startswith("/schedule/"):
+            return self.data_dir / "schedule" / path[len("/schedule/") :]
+        if path.startswith("/jolpica/"):
+            return self.data_dir / "jolpica" / path[len("/jolpica/") :].replace("/", "@")
+        return None
+
+    def body(self, path: str) -> bytes | None:
+        if path in self.overrides:
+            return self.overrides[path]
+        file = self.resolve(path)
+        if file is None:
+            return None
+        file = file.resolve()
+        if self.data_dir.resolve() not in file.parents or not file.is_file():
+            return None
+        return file.read_bytes()
+
+
+def _handler(upstreams: RecordedUpstreams) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            path = unquote(urlsplit(self.path).path)
+            upstreams.requests.append(path)
+            body = upstreams.body(path)
+            if body is None:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    return Handler
+
+
+@contextmanager
+def serve_recorded_upstreams(data_dir: Path) -> Iterator[RecordedUpstreams]:
+    """Start the server on a free port of 127.0.0.1 in a thread; stop it on exit."""
+    upstreams = RecordedUpstreams(data_dir=data_dir)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(upstreams))
+    upstreams.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, name="recorded-upstreams", daemon=True)
+    thread.start()
+    try:
+        yield upstreams
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+

@@ -1,0 +1,218 @@
+"""Materialize `fastf1_laps` and `raw_telemetry` for 2018-04 on DuckDB and PostgreSQL, and bad input.
+
+FastF1 reads the real Baku 2018 race from the local recorded-upstreams server; the warehouse is a
+temp DuckDB file or a throw-away schema on the local PostgreSQL; the blob store a temp directory.
+Bad input (a missing stream, an empty session, a malformed jsonStream line) fails with a clear
+message and leaves the previous Parquet and warehouse rows as they were.
+"""
+
+import io
+import json
+import os
+import types
+import uuid
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from f1_assets.assets.ingest_fastf1 import ASSETS, CHECKS, laps_blob_key, telemetry_blob_key
+from f1_assets.partitions import parse_race_key
+from f1_assets.resources.fastf1 import FastF1Resource, LoadedRace
+from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
+from f1_assets_tests.livetiming_server import serve_recorded_upstreams
+from f1_assets_tests.test_telemetry import make_fastf1_telemetry
+
+pytestmark = pytest.mark.shared_data
+
+BAKU = parse_race_key("2018-04")
+RACE_DIR = "/livetiming/static/2018/2018-04-29_Azerbaijan_Grand_Prix/2018-04-29_Race/"
+PG_URL = os.environ.get("F1_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="module")
+def data_dir(shared_data):  # conftest: ../shared/data, skip (or fail under F1_REQUIRE_SHARED_DATA=1)
+    return shared_data
+
+
+@pytest.fixture(scope="module")
+def upstreams(data_dir):
+    with serve_recorded_upstreams(data_dir) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("fastf1-cache")
+
+
+def fastf1_resource(upstreams, cache_dir) -> FastF1Resource:
+    return FastF1Resource(livetiming_url=upstreams.livetiming_url, schedule_url=upstreams.schedule_url,
+                          jolpica_url=upstreams.jolpica_url, cache_dir=str(cache_dir))
+
+
+def jolpica_results(data_dir) -> pd.DataFrame:
+    """raw_results rows for 2018-04 from the recorded Jolpica response (what the Jolpica asset writes)."""
+    page = json.loads((data_dir / "jolpica" / "2018@4@results.json").read_text())
+    rows = []
+    for order, r in enumerate(page["MRData"]["RaceTable"]["Races"][0]["Results"], start=1):
+        rows.append({
+            "season": 2018, "round": 4, "position_order": order, "driver_id": r["Driver"]["driverId"],
+            "driver_code": r["Driver"].get("code"), "driver_number": int(r["number"]),
+            "given_name": r["Driver"]["givenName"], "family_name": r["Driver"]["familyName"],
+            "constructor_id": r["Constructor"]["constructorId"], "grid": int(r["grid"]),
+            "position": int(r["position"]) if r["positionText"].isdigit() else None,
+            "position_text": r["positionText"], "points": float(r["points"]), "laps": int(r["laps"]),
+            "status": r["status"], "time_ms": int(r["Time"]["millis"]) if "Time" in r else None,
+            "fastest_lap": None, "fastest_lap_rank": None, "fastest_lap_time_ms": None,
+        })
+    return pd.DataFrame(rows).astype({"position": "Int64", "time_ms": "Int64", "fastest_lap": "Int64",
+                                      "fastest_lap_rank": "Int64", "fastest_lap_time_ms": "Int64"})
+
+
+def materialize(assets, fastf1, warehouse_url, blob_dir, raise_on_error=True):
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("races", [BAKU.key])
+    return dg.materialize(
+        assets, partition_key=BAKU.key, instance=instance, raise_on_error=raise_on_error,
+        resources={"fastf1": fastf1, "warehouse": WarehouseResource(url=warehouse_url),
+                   "blob_store": BlobStoreResource(url=str(blob_dir))},
+    )
+
+
+def materialization(result, key: str) -> dict:
+    events = [e for e in result.get_asset_materialization_events()
+              if e.asset_key == dg.AssetKey(key)]
+    assert len(events) == 1
+    return {k: v.value for k, v in events[0].materialization.metadata.items()}
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    psycopg = pytest.importorskip("psycopg")
+    schema = f"f1_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_materialize_baku(backend, upstreams, shared_cache, data_dir, tmp_path, request):
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}" if backend == "duckdb" else request.getfixturevalue("postgres_url")
+    wh = WarehouseResource(url=url).get()
+    wh.replace_partition("raw_results", jolpica_results(data_dir), {"season": 2018, "round": 4})
+    assert CHECKS == [] and len(ASSETS) == 2
+
+    result = materialize(ASSETS, fastf1_resource(upstreams, shared_cache), url, tmp_path / "blobs")
+    assert result.success
+    laps_md = materialization(result, "fastf1_laps")
+    assert laps_md["dagster/row_count"] == 848 and laps_md["drivers"] == 20
+    assert laps_md["missing_streams"] == "none"
+    assert [c.name for c in laps_md["dagster/column_schema"].columns][:3] == ["season", "round", "driver_number"]
+    assert laps_md["safety_car_laps"] == [*range(1, 6), *range(38, 48)]
+
+    assert wh.count("fastf1_laps", {"season": 2018, "round": 4}) == 848
+    stored = wh.read_partition("fastf1_laps", {"season": 2018, "round": 4})
+    assert stored["driver_id"].notna().all() and set(stored["compound_std"]) <= {"SOFT", "MEDIUM", "HARD", "UNKNOWN"}
+    parquet = pd.read_parquet(tmp_path / "blobs" / laps_blob_key(BAKU))
+    assert len(parquet) == 848
+
+    tel_md = materialization(result, "raw_telemetry")  # no CarData.z/Position.z recorded: empty, not an error
+    assert tel_md["dagster/row_count"] == 0
+    assert "CarData.z" in tel_md["empty_reason"] and "Position.z" in tel_md["empty_reason"]
+    assert not (tmp_path / "blobs" / telemetry_blob_key(BAKU)).exists()
+
+    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    assert checks[("fastf1_laps", "lap_numbers_within_race")] and checks[("fastf1_laps", "drivers_in_results")]
+    assert len(checks) == 8
+
+    # a re-run leaves the same rows
+    again = materialize(ASSETS[:1], fastf1_resource(upstreams, shared_cache), url, tmp_path / "blobs")
+    assert again.success and wh.count("fastf1_laps", {"season": 2018, "round": 4}) == 848
+
+
+BAD_INPUTS = {
+    "missing stream": ({RACE_DIR + "TrackStatus.jsonStream": None}, "TrackStatus"),
+    "empty timing data": ({RACE_DIR + "TimingData.jsonStream": b""}, "missing streams TimingData, TimingAppData"),
+    "empty session": ({RACE_DIR + f"{name}.jsonStream": b"" for name in ("DriverList", "TimingData", "TimingAppData")}
+                      | {"/jolpica/2018/4/results.json": json.dumps(
+                          {"MRData": {"RaceTable": {"season": "2018", "round": "4", "Races": []}}}).encode()},
+                      "0 drivers"),
+    "malformed line": (None, "TimingAppData: 1 of"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_keeps_what_is_stored(case, upstreams, shared_cache, data_dir, tmp_path):
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    blobs = tmp_path / "blobs"
+    assert materialize(ASSETS[:1], fastf1_resource(upstreams, shared_cache), url, blobs).success
+    before = (blobs / laps_blob_key(BAKU)).read_bytes()
+
+    overrides, message = BAD_INPUTS[case]
+    if overrides is None:  # corrupt one line in the middle of TimingAppData
+        lines = (data_dir / "livetiming" / RACE_DIR.removeprefix("/livetiming/static/")
+                 / "TimingAppData.jsonStream").read_bytes().split(b"\r\n")
+        lines[5] = lines[5][:12] + b'{"Lines": {"44": {"Stints"'
+        overrides = {RACE_DIR + "TimingAppData.jsonStream": b"\r\n".join(lines)}
+    upstreams.overrides.update(overrides)
+    try:  # a fresh cache: the shared one would answer from the good responses
+        result = materialize(ASSETS[:1], fastf1_resource(upstreams, tmp_path / "cache"), url, blobs,
+                             raise_on_error=False)
+    finally:
+        upstreams.overrides.clear()
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    text = failure.event_specific_data.error.message + str(failure.event_specific_data.user_failure_data)
+    assert message in text, text
+    assert "nothing was written" in text
+    assert WarehouseResource(url=url).get().count("fastf1_laps", {"season": 2018, "round": 4}) == 848
+    assert (blobs / laps_blob_key(BAKU)).read_bytes() == before
+
+
+def test_before_2018_materializes_empty(tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("races", ["2017-04"])
+    result = dg.materialize(
+        ASSETS, partition_key="2017-04", instance=instance,
+        resources={"fastf1": FastF1Resource(livetiming_url="http://127.0.0.1:9/", schedule_url="http://127.0.0.1:9/",
+                                            jolpica_url="http://127.0.0.1:9/", cache_dir=str(tmp_path / "c")),
+                   "warehouse": WarehouseResource(url=f"duckdb:///{tmp_path / 'w.duckdb'}"),
+                   "blob_store": BlobStoreResource(url=str(tmp_path / "blobs"))},
+    )
+    for key in ("fastf1_laps", "raw_telemetry"):
+        md = materialization(result, key)
+        assert md["dagster/row_count"] == 0 and md["empty_reason"] == "no FastF1 data before 2018"
+    assert not (tmp_path / "blobs").exists()
+
+
+class GeneratedTelemetry(FastF1Resource):
+    """FastF1 stand-in whose race carries generated car data/position (none is recorded for real)."""
+
+    def load_race(self, race, *, laps=True, telemetry=False):
+        car, pos, lap_frame = make_fastf1_telemetry({"44": "HAM", "5": "VET"}, laps=3)
+        results = pd.DataFrame({"Abbreviation": ["HAM", "VET"], "DriverId": ["hamilton", "vettel"]},
+                               index=["44", "5"])
+        session = types.SimpleNamespace(car_data=car, pos_data=pos, laps=lap_frame, results=results,
+                                        drivers=["44", "5"], api_path="/generated/", total_laps=3)
+        return LoadedRace(race=race, session=session)
+
+
+def test_raw_telemetry_with_generated_data(tmp_path, data_dir):
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    WarehouseResource(url=url).get().replace_partition("raw_results", jolpica_results(data_dir),
+                                                       {"season": 2018, "round": 4})
+    result = materialize(ASSETS[1:], GeneratedTelemetry(), url, tmp_path / "blobs")
+    md = materialization(result, "raw_telemetry")
+    frame = pd.read_parquet(io.BytesIO((tmp_path / "blobs" / telemetry_blob_key(BAKU)).read_bytes()))
+    assert md["dagster/row_count"] == md["rows"] == len(frame) > 0
+    assert md["drivers"] == 2 and md["samples"] == len(frame) and md["bytes"] > 0
+    assert md["interpolated"] > 0 and md["gap_samples"] >= 0
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"throttle_range": True, "speed_range": True, "gear_range": True,
+                      "lap_numbers_within_race": True, "completeness": True, "drivers_in_results": True}

@@ -1,0 +1,122 @@
+"""The real 2018 Azerbaijan GP through FastF1's real code path, served by a local HTTP server.
+
+The recorded live-timing streams, FastF1 schedule file and Jolpica results in ../shared/data are
+served by `livetiming_server` on 127.0.0.1; `FastF1Resource` points FastF1 at it. One load per module.
+"""
+
+import json
+
+import pandas as pd
+import pytest
+
+from f1_assets.partitions import parse_race_key
+from f1_assets.resources.fastf1 import FastF1Resource, FastF1Unavailable
+from f1_assets.transforms.fastf1_laps import FASTF1_LAPS_COLUMNS, laps_to_rows, stints_by_driver
+from f1_assets_tests.livetiming_server import serve_recorded_upstreams
+
+pytestmark = pytest.mark.shared_data
+
+BAKU = parse_race_key("2018-04")
+SAFETY_CAR_LAPS = [*range(1, 6), *range(38, 48)]  # DESIGN.md: SC on laps 1–5 and 38–47
+# the second SC came out during the leaders' lap 40 (lapped cars' 38/39): laps every runner had under SC
+SC_FOR_EVERY_RUNNER = [*range(1, 6), *range(40, 48)]
+
+
+def resource_for(upstreams, cache_dir) -> FastF1Resource:
+    return FastF1Resource(
+        livetiming_url=upstreams.livetiming_url,
+        schedule_url=upstreams.schedule_url,
+        jolpica_url=upstreams.jolpica_url,
+        cache_dir=str(cache_dir),
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dir(shared_data):  # conftest: ../shared/data, skip (or fail under F1_REQUIRE_SHARED_DATA=1)
+    return shared_data
+
+
+@pytest.fixture(scope="module")
+def upstreams(data_dir):
+    with serve_recorded_upstreams(data_dir) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def baku(upstreams, tmp_path_factory):
+    return resource_for(upstreams, tmp_path_factory.mktemp("fastf1-cache")).load_race(BAKU)
+
+
+@pytest.fixture(scope="module")
+def rows(baku):
+    return laps_to_rows(baku.session.laps, BAKU.season, BAKU.round, baku.session.results["DriverId"].to_dict())
+
+
+@pytest.fixture(scope="module")
+def jolpica_results(data_dir):
+    page = json.loads((data_dir / "jolpica" / "2018@4@results.json").read_text())
+    return page["MRData"]["RaceTable"]["Races"][0]["Results"]
+
+
+def test_loads_through_the_local_server_only(baku, upstreams):
+    assert baku.missing_streams == ()
+    asked = set(upstreams.requests)
+    assert "/schedule/schedule_2018.json" in asked and "/jolpica/2018/4/results.json" in asked
+    assert any(p.endswith("/2018-04-29_Race/TimingData.jsonStream") for p in asked)
+
+
+def test_laps_and_drivers(baku, rows, jolpica_results):
+    assert len(rows) == 848 and rows["driver_number"].nunique() == 20
+    assert list(rows.columns) == FASTF1_LAPS_COLUMNS
+    assert not rows.duplicated(["driver_number", "lap_number"]).any()
+    # every classified driver (and every starter) of Jolpica's results appears, with the same laps
+    laps_per_driver = rows.groupby("driver_id")["lap_number"].max()
+    for result in jolpica_results:
+        driver = result["Driver"]["driverId"]
+        assert driver in laps_per_driver.index, driver
+        if result["positionText"].isdigit():
+            assert laps_per_driver[driver] == int(result["laps"]), driver
+    assert rows.loc[rows["driver_code"] == "HAM", "lap_number"].max() == 51
+    assert rows["lap_time_ms"].dropna().between(100_000, 300_000).all()
+
+
+def test_stints_and_compounds_as_fastf1_reports(baku, rows):
+    laps = baku.session.laps
+    expected = {
+        code: [(int(s), c) for s, c in group.dropna(subset=["Stint"]).groupby("Stint")["Compound"].first().items()]
+        for code, group in laps.groupby("Driver")
+    }
+    assert stints_by_driver(rows) == expected
+    assert expected["ALO"] == [(1, "SUPERSOFT"), (2, "SOFT"), (3, "ULTRASOFT")]
+    # Baku 2018 used three dry compounds: ultrasoft/supersoft/soft → SOFT/MEDIUM/HARD
+    mapping = rows.dropna(subset=["compound"]).groupby("compound")["compound_std"].unique()
+    assert {k: list(v) for k, v in mapping.items()} == {
+        "ULTRASOFT": ["SOFT"], "SUPERSOFT": ["MEDIUM"], "SOFT": ["HARD"]
+    }
+    assert set(rows.loc[rows["compound"].isna(), "compound_std"]) <= {"UNKNOWN"}
+    assert rows["tyre_life"].dropna().ge(1).all()
+    assert rows["pit_in_time_ms"].notna().sum() > 0 and rows["pit_out_time_ms"].notna().sum() > 0
+
+
+def test_safety_car_laps_carry_track_status_4(rows):
+    has_sc = rows["track_status"].fillna("").str.contains("4")
+    assert sorted(rows.loc[has_sc, "lap_number"].unique()) == SAFETY_CAR_LAPS
+    sc = rows[rows["lap_number"].isin(SC_FOR_EVERY_RUNNER)]
+    assert len(sc) and sc["track_status"].str.contains("4").all()
+    green = rows[rows["lap_number"].isin([10, 20, 30])]
+    assert not green["track_status"].str.contains("4").any()
+
+
+def test_before_2018_no_request(upstreams, tmp_path):
+    before = len(upstreams.requests)
+    with pytest.raises(FastF1Unavailable, match="no FastF1 data before 2018"):
+        resource_for(upstreams, tmp_path).load_race(parse_race_key("2017-04"))
+    assert len(upstreams.requests) == before
+    assert not any(tmp_path.iterdir())  # not even the cache was touched
+
+
+def test_cache_lives_where_configured(baku, tmp_path_factory):
+    assert isinstance(baku.session.laps, pd.DataFrame)
+    import fastf1
+
+    assert "fastf1-cache" in str(fastf1.Cache._CACHE_DIR)  # never ~/.cache/fastf1
