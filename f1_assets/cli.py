@@ -32,7 +32,12 @@ def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance) -> boo
 
 
 def race(key: str, instance: dg.DagsterInstance) -> bool:
-    parse_race_key(key)
+    """One race; its season's calendar first when this instance has never materialized it
+    (the feature layer reads the race's circuit and date from raw_races)."""
+    season_key = str(parse_race_key(key).season)
+    if season_key not in instance.get_materialized_partitions(dg.AssetKey("raw_races")):
+        if not _run("season_calendar", season_key, instance):
+            return False
     if key not in instance.get_dynamic_partitions("races"):
         instance.add_dynamic_partitions("races", [key])
     return _run("race_pipeline", key, instance)
@@ -42,7 +47,7 @@ def season(year: str, instance: dg.DagsterInstance) -> bool:
     parse_season(year)
     if not _run("season_calendar", year, instance):
         return False
-    keys = [k for k in instance.get_dynamic_partitions("races") if k.startswith(f"{year}-")]
+    keys = [k for k in instance.get_dynamic_partitions("races") if parse_race_key(k).season == int(year)]
     print(f"season {year}: {len(keys)} races to materialize")
     failed = [k for k in keys if not race(k, instance)]
     if failed:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import dagster as dg
 
 from f1_assets import schedules, sensors
-from f1_assets.assets import features, ingest_jolpica, ml
+from f1_assets.assets import features, ingest_fastf1, ingest_jolpica, ml
 from f1_assets.partitions import races_partitions, seasons_partitions
+from f1_assets.resources.fastf1 import FastF1Resource
 from f1_assets.resources.jolpica import JolpicaResource
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 
@@ -19,6 +20,8 @@ def build_resources(
     warehouse_url: str | None = None,
     blob_url: str | None = None,
     jolpica_url: str | None = None,
+    livetiming_url: str | None = None,
+    schedule_url: str | None = None,
     **jolpica_config,
 ) -> dict[str, dg.ConfigurableResource]:
     """The resource set; tests pass explicit URLs, production leaves them to the environment."""
@@ -28,6 +31,7 @@ def build_resources(
         "warehouse": warehouse,
         "blob_store": blob_store,
         "jolpica": JolpicaResource(archive=blob_store, warehouse=warehouse, base_url=jolpica_url, **jolpica_config),
+        "fastf1": FastF1Resource(livetiming_url=livetiming_url, schedule_url=schedule_url, jolpica_url=jolpica_url),
     }
 
 
@@ -40,16 +44,21 @@ season_calendar_job = dg.define_asset_job(
 
 race_pipeline_job = dg.define_asset_job(
     "race_pipeline",
-    selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS, *features.ASSETS),
+    selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS, *ingest_fastf1.ASSETS, *features.ASSETS),
     partitions_def=races_partitions,
     description="Everything per race: the main job. Backfill a season with the range 2023-01...2023-22.",
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_jolpica.ASSETS, *features.ASSETS, *ml.ASSETS],
+    # automation policy: features (and ML) AutomationCondition.eager(); see sensors.automation_policy
+    assets=dg.map_asset_specs(
+        sensors.automation_policy, [*ingest_jolpica.ASSETS, *ingest_fastf1.ASSETS, *features.ASSETS, *ml.ASSETS]
+    ),
     asset_checks=features.CHECKS,
     jobs=[season_calendar_job, race_pipeline_job],
     sensors=sensors.SENSORS,
     schedules=schedules.SCHEDULES,
     resources=build_resources(),
+    # JSON lines on stderr for every run (run id, job, step/asset, partition in `dagster_meta`)
+    loggers={"console": dg.json_console_logger},
 )

@@ -12,6 +12,8 @@ from pathlib import Path
 
 DEFAULT_JOLPICA_URL = "https://api.jolpi.ca/ergast/f1/"
 DEFAULT_LIVETIMING_URL = "https://livetiming.formula1.com/"
+# FastF1's own default for its schedule files (the f1schedule repository)
+DEFAULT_FASTF1_SCHEDULE_URL = "https://raw.githubusercontent.com/theOehrly/f1schedule/master/"
 DEFAULT_HOURLY_BUDGET = 200
 DEFAULT_SETTLE_DAYS = 14
 
@@ -42,6 +44,11 @@ def jolpica_url() -> str:
 
 def livetiming_url() -> str:
     return _get("F1_LIVETIMING_URL") or DEFAULT_LIVETIMING_URL
+
+
+def fastf1_schedule_url() -> str:
+    """Where FastF1 reads its season schedule files (`schedule_YYYY.json`); a mirror works."""
+    return _get("F1_FASTF1_SCHEDULE_URL") or DEFAULT_FASTF1_SCHEDULE_URL
 
 
 def _int(name: str, default: int) -> int:
