@@ -19,8 +19,13 @@ def resources(warehouse_url: str, blob_dir: str, base_url: str, **jolpica: Any) 
     return build_resources(warehouse_url=warehouse_url, blob_url=blob_dir, jolpica_url=base_url, **config)
 
 
-def materialize_calendar(instance: dg.DagsterInstance, season: int, res: dict[str, Any]) -> dg.ExecuteInProcessResult:
-    return dg.materialize([ingest_jolpica.raw_races], partition_key=str(season), instance=instance, resources=res)
+def materialize_calendar(
+    instance: dg.DagsterInstance, season: int, res: dict[str, Any], prefetch: bool = True
+) -> dg.ExecuteInProcessResult:
+    config = dg.RunConfig({"raw_races": ingest_jolpica.CalendarConfig(prefetch_season_tables=prefetch)})
+    return dg.materialize(
+        [ingest_jolpica.raw_races], partition_key=str(season), instance=instance, resources=res, run_config=config
+    )
 
 
 def materialize_race(

@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that replays Jolpica with its paging semantics.
 
 Datasets are whole endpoints (every item of `2023/1/laps`, …), loaded from recorded pages
-(`../shared/data/jolpica-replay`) or built by tests. The server pages them the way Jolpica does:
+(`../shared/data/jolpica-replay`) or built by tests; season-level endpoints (`2023/results`) are
+derived from the recorded races of a recorded schedule. The server pages them the way Jolpica does:
 `limit` capped at 100 (default 30), `offset`, `MRData.total`, an empty page past the end, 400 for a
 laps request without a round, 403 for a query parameter containing "cache", 404 for an unknown path,
 `Cache-Control: max-age=600`. Faults for tests: throttling (burst per second and an hourly budget,
@@ -59,6 +60,53 @@ class Dataset:
         return {"MRData": data}
 
 
+@dataclass
+class SeasonDataset:
+    """A season-level endpoint (`2023/results`): many races, items paged across race boundaries."""
+
+    envelope: dict[str, Any]
+    list_key: str
+    races: list[tuple[dict[str, Any], list[Any]]]
+
+    @property
+    def items(self) -> list[tuple[int, Any]]:
+        return [(i, item) for i, (_, items) in enumerate(self.races) for item in items]
+
+    def page(self, url: str, limit: int, offset: int) -> dict[str, Any]:
+        items = self.items
+        chunk = items[offset : offset + limit]
+        data = dict(self.envelope, url=url, limit=str(limit), offset=str(offset), total=str(len(items)))
+        table = dict(data.pop("RaceTable"))
+        races: list[dict[str, Any]] = []
+        last = None
+        for index, item in chunk:
+            if index != last:
+                races.append(dict(self.races[index][0], **{self.list_key: []}))
+                last = index
+            races[-1][self.list_key].append(item)
+        table["Races"] = races
+        data["RaceTable"] = table
+        return {"MRData": data}
+
+
+SEASON_TABLES = {"results": "Results", "qualifying": "QualifyingResults", "sprint": "SprintResults"}
+
+
+def add_season_tables(datasets: dict[str, Dataset | SeasonDataset]) -> None:
+    """Derive Jolpica's season-level endpoints (`{season}/results`, …) from the recorded race-level ones,
+    for every season whose schedule is recorded: what the real server answers for those races."""
+    for season in [k for k in datasets if re.fullmatch(r"\d{4}", k)]:
+        rounds = sorted(int(r["round"]) for r in datasets[season].items)
+        for endpoint, list_key in SEASON_TABLES.items():
+            races = []
+            for rnd in rounds:
+                race_level = datasets.get(f"{season}/{rnd}/{endpoint}")
+                if isinstance(race_level, Dataset) and race_level.race:
+                    races.append((race_level.race, list(race_level.items)))
+            envelope = {"xmlns": "", "series": "f1", "RaceTable": {"season": season}}
+            datasets.setdefault(f"{season}/{endpoint}", SeasonDataset(envelope, list_key, races))
+
+
 def dataset_from_pages(payloads: list[dict[str, Any]]) -> Dataset:
     first = payloads[0]["MRData"]
     envelope = {k: v for k, v in first.items() if k not in ("limit", "offset", "total", "url")}
@@ -88,7 +136,9 @@ def load_replay_dir(directory: Path) -> dict[str, Dataset]:
             continue
         endpoint = match.group(1).replace("@", "/")
         groups.setdefault(endpoint, []).append((int(match.group(2)), json.loads(path.read_text())))
-    return {ep: dataset_from_pages([p for _, p in sorted(pages)]) for ep, pages in groups.items()}
+    datasets = {ep: dataset_from_pages([p for _, p in sorted(pages)]) for ep, pages in groups.items()}
+    add_season_tables(datasets)
+    return datasets
 
 
 @dataclass
@@ -103,7 +153,7 @@ class Faults:
 
 @dataclass
 class ServerState:
-    datasets: dict[str, Dataset]
+    datasets: dict[str, Dataset | SeasonDataset]
     faults: Faults = field(default_factory=Faults)
     requests: list[str] = field(default_factory=list)
     statuses: Counter = field(default_factory=Counter)
@@ -191,7 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
 class JolpicaReplayServer:
     """Start with `with JolpicaReplayServer(datasets) as server:`; `server.base_url` ends in /ergast/f1/."""
 
-    def __init__(self, datasets: dict[str, Dataset]):
+    def __init__(self, datasets: dict[str, Dataset | SeasonDataset]):
         self.state = ServerState(datasets=copy.deepcopy(datasets))
         handler = type("Handler", (_Handler,), {"state": self.state})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.shared_data
 
 def test_bahrain_2023_counts_requests_and_rerun(instance, warehouse_url, replay_server, tmp_path):
     res = resources(warehouse_url, str(tmp_path / "blobs"), replay_server.base_url)
-    materialize_calendar(instance, 2023, res)
+    # a single race on its own: the calendar without the season-level prefetch
+    materialize_calendar(instance, 2023, res, prefetch=False)
     assert instance.get_dynamic_partitions("races")[:3] == ["2023-01", "2023-02", "2023-03"]
     assert len(instance.get_dynamic_partitions("races")) == 22
 
@@ -49,9 +50,39 @@ def test_bahrain_2023_counts_requests_and_rerun(instance, warehouse_url, replay_
     assert wh.count("raw_results", part) == 20
 
 
+def test_season_flow_reaches_the_season_lower_bound(instance, duckdb_url, replay_server, tmp_path):
+    """A settled season: results/qualifying/sprint come in season pages, races then need laps + pit stops."""
+    res = resources(duckdb_url, str(tmp_path / "blobs"), replay_server.base_url)
+    calendar = materialize_calendar(instance, 2023, res)
+    assert set(metadata_of(calendar, "raw_races")["season_tables_prefetched"]) == {
+        "2023/results", "2023/qualifying", "2023/sprint"}
+    requests = len(replay_server.state.requests)
+    assert requests == 1 + 3
+    wh = warehouse_from_url(duckdb_url)
+    for key, laps_pages in (("2023-01", 11), ("2023-10", 10)):
+        replay_server.reset_counts()
+        result = materialize_race(instance, key, res)
+        made = replay_server.state.requests
+        assert len(made) == laps_pages + 1, made  # laps + pit stops only
+        assert not any("/results.json" in r or "/qualifying.json" in r for r in made)
+        assert "season pages 2023/results" in metadata_of(result, "raw_results")["source"]
+        requests += len(made)
+        checks = check_results(result)
+        assert all(c.passed for c in checks.values()), [k for k, c in checks.items() if not c.passed]
+    # identical rows to the per-race endpoints
+    assert wh.count("raw_results", {"season": 2023, "round": 1}) == 20
+    assert wh.count("raw_qualifying", {"season": 2023, "round": 10}) == 20
+    top = wh.query("SELECT driver_id, position_order FROM raw_results WHERE round = 10 ORDER BY position_order")
+    expected = [r["Driver"]["driverId"] for r in replay_server.state.datasets["2023/10/results"].items]
+    assert top["driver_id"].tolist() == expected and top["position_order"].tolist() == list(range(1, 21))
+    # season lower bound: schedule + one page each of results, qualifying, sprint + laps and pit stops per race
+    assert requests == 1 + 3 + (11 + 1) + (10 + 1)
+
+
 def test_recent_race_is_fetched_again(instance, duckdb_url, replay_server, tmp_path):
     res = resources(duckdb_url, str(tmp_path / "blobs"), replay_server.base_url, settle_days=100_000)
     materialize_calendar(instance, 2023, res)
+    assert len(replay_server.state.requests) == 1  # not settled: no season-level prefetch
     materialize_race(instance, "2023-10", res)
     replay_server.reset_counts()
     materialize_race(instance, "2023-10", res)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+import dagster as dg
 import pytest
 
+from f1_assets.assets.ingest_jolpica import raw_races, raw_results
 from f1_assets.resources.jolpica import JolpicaClient, JolpicaResponseError, JolpicaTransientError
 from f1_assets.resources.rate_budget import FileLedger, RateLimiter
 from f1_assets.storage.blob import LocalBlobStore
 from f1_assets.storage.warehouse import warehouse_from_url
 from f1_assets.transforms.jolpica import parse_laps
 from f1_assets_tests.helpers import materialize_race, metadata_of, resources, synthetic_race, synthetic_schedule
-from f1_assets_tests.jolpica_server import JolpicaReplayServer
+from f1_assets_tests.jolpica_server import JolpicaReplayServer, add_season_tables
 
 SEASON = 2024
 
@@ -134,8 +136,6 @@ def test_schema_violation_names_url_and_field(instance, duckdb_url, tmp_path):
     data[f"{SEASON}/3/results"].items[1]["points"] = "-4"
     with JolpicaReplayServer(data) as server:
         res = resources(duckdb_url, str(tmp_path / "blobs"), server.base_url)
-        from f1_assets.assets.ingest_jolpica import raw_results
-
         result = materialize_race(instance, f"{SEASON}-03", res, assets=[raw_results], raise_on_error=False)
         failure = next(e for e in result.all_events if e.is_step_failure)
         text = str(failure.step_failure_data.error)
@@ -146,14 +146,23 @@ def test_schema_violation_names_url_and_field(instance, duckdb_url, tmp_path):
 def test_sprint_round_fetches_sprint(instance, duckdb_url, tmp_path):
     data = synthetic_race(SEASON, 5, sprint=True)
     data.update(synthetic_schedule(SEASON, [(5, dt.date(2024, 4, 21), True)]))
+    add_season_tables(data)
     with JolpicaReplayServer(data) as server:
         res = resources(duckdb_url, str(tmp_path / "blobs"), server.base_url)
-        from f1_assets.assets.ingest_jolpica import raw_races
-
-        import dagster as dg
-
         dg.materialize([raw_races], partition_key=str(SEASON), instance=instance, resources=res)
         assert f"{SEASON}-05" in instance.get_dynamic_partitions("races")
         materialize_race(instance, f"{SEASON}-05", res)
         assert warehouse_from_url(duckdb_url).count("raw_sprint_results", {"season": SEASON, "round": 5}) == 3
-        assert len(server.requests_for("/sprint.json")) == 1
+        # the settled season's sprint came in one season page; the race needed no sprint request
+        assert [r.split("?")[0] for r in server.requests_for("/sprint.json")] == [f"/ergast/f1/{SEASON}/sprint.json"]
+
+
+def test_unsettled_sprint_round_fetches_its_own_sprint(instance, duckdb_url, tmp_path):
+    data = synthetic_race(SEASON, 5, sprint=True)
+    data.update(synthetic_schedule(SEASON, [(5, dt.date(2024, 4, 21), True)]))
+    with JolpicaReplayServer(data) as server:
+        res = resources(duckdb_url, str(tmp_path / "blobs"), server.base_url, settle_days=100_000)
+        dg.materialize([raw_races], partition_key=str(SEASON), instance=instance, resources=res)
+        materialize_race(instance, f"{SEASON}-05", res)
+        assert warehouse_from_url(duckdb_url).count("raw_sprint_results", {"season": SEASON, "round": 5}) == 3
+        assert [r.split("?")[0] for r in server.requests_for("/sprint.json")] == [f"/ergast/f1/{SEASON}/5/sprint.json"]

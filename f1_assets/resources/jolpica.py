@@ -133,6 +133,22 @@ class JolpicaClient:
         result.payload_hash = _payload_hash(result.pages)
         return result
 
+    def fetch_archived(self, path: str) -> FetchResult | None:
+        """All pages of an endpoint from the archive alone (no request), or None if any is missing."""
+        first = self._archived(path, 0)
+        if first is None:
+            return None
+        total = page_total(self._url(path, 0), first)
+        pages = [(self._url(path, 0), first)]
+        for index in range(1, max(1, math.ceil(total / PAGE_LIMIT))):
+            payload = self._archived(path, index * PAGE_LIMIT)
+            if payload is None:
+                return None
+            pages.append((self._url(path, index * PAGE_LIMIT), payload))
+        self.stats.archive_hits += len(pages)
+        return FetchResult(path=path, pages=pages, total=total, archive_hits=len(pages),
+                           payload_hash=_payload_hash(pages))
+
     def close(self) -> None:
         self._session.close()
 
@@ -144,20 +160,23 @@ class JolpicaClient:
     def archive_key(path: str, offset: int) -> str:
         return f"{ARCHIVE_PREFIX}/{path}.json@limit={PAGE_LIMIT}@offset={offset}.json.gz"
 
+    def _archived(self, path: str, offset: int) -> dict[str, Any] | None:
+        archived = self.archive.get(self.archive_key(path, offset))
+        return None if archived is None else json.loads(gzip.decompress(archived))
+
     def _page(self, path: str, offset: int, settled: bool, result: FetchResult) -> dict[str, Any]:
-        key = self.archive_key(path, offset)
         if settled:
-            archived = self.archive.get(key)
+            archived = self._archived(path, offset)
             if archived is not None:
                 result.archive_hits += 1
                 self.stats.archive_hits += 1
-                return json.loads(gzip.decompress(archived))
+                return archived
         url = self._url(path, offset)
         body = self._get(url)
         result.requests += 1
         result.bytes_read += len(body)
         payload = self._decode(url, body)
-        self.archive.put(key, gzip.compress(body), content_type="application/gzip")
+        self.archive.put(self.archive_key(path, offset), gzip.compress(body), content_type="application/gzip")
         return payload
 
     def _decode(self, url: str, body: bytes) -> dict[str, Any]:

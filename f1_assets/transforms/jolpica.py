@@ -194,7 +194,7 @@ def _classification(pages: Sequence[Page], key: str) -> pd.DataFrame:
                     {
                         "season": season,
                         "round": rnd,
-                        "position_order": None,
+                        "position_order": 0,  # numbered per race below
                         "driver_id": _str(url, f"{f}.Driver.driverId", driver, "driverId"),
                         "driver_code": driver.get("code"),
                         "driver_number": _int(url, f"{f}.number", res.get("number"), optional=True),
@@ -218,9 +218,13 @@ def _classification(pages: Sequence[Page], key: str) -> pd.DataFrame:
                         ),
                     }
                 )
-    for i, row in enumerate(rows):
-        row["position_order"] = i + 1
-    return _frame(rows, RESULT_DTYPES)
+    return _numbered(_frame(rows, RESULT_DTYPES))
+
+
+def _numbered(df: pd.DataFrame) -> pd.DataFrame:
+    """position_order = 1-based order within each race (season pages hold many races)."""
+    df["position_order"] = df.groupby(["season", "round"], sort=False).cumcount().astype("int64") + 1
+    return df
 
 
 def parse_results(pages: Sequence[Page]) -> pd.DataFrame:
@@ -261,7 +265,7 @@ def parse_qualifying(pages: Sequence[Page]) -> pd.DataFrame:
                     {
                         "season": season,
                         "round": rnd,
-                        "position_order": len(rows) + 1,
+                        "position_order": 0,  # numbered per race below
                         "driver_id": _str(url, f"{f}.Driver.driverId", res.get("Driver") or {}, "driverId"),
                         "driver_number": _int(url, f"{f}.number", res.get("number"), optional=True),
                         "constructor_id": _str(
@@ -273,7 +277,7 @@ def parse_qualifying(pages: Sequence[Page]) -> pd.DataFrame:
                         "q3_ms": _ms(url, f"{f}.Q3", res.get("Q3")),
                     }
                 )
-    return _frame(rows, QUALIFYING_DTYPES)
+    return _numbered(_frame(rows, QUALIFYING_DTYPES))
 
 
 # ------------------------------------------------------------------------- laps
