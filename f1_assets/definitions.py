@@ -54,7 +54,7 @@ defs = dg.Definitions(
     assets=dg.map_asset_specs(
         sensors.automation_policy, [*ingest_jolpica.ASSETS, *ingest_fastf1.ASSETS, *features.ASSETS, *ml.ASSETS]
     ),
-    asset_checks=features.CHECKS,
+    asset_checks=[*features.CHECKS, *ml.CHECKS],
     jobs=[season_calendar_job, race_pipeline_job],
     sensors=sensors.SENSORS,
     schedules=schedules.SCHEDULES,

@@ -7,6 +7,7 @@ telemetry Parquet shape (the shared data has no car telemetry).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -28,6 +29,7 @@ from f1_assets.transforms.features import (
     build_lap_features,
     build_telemetry_features,
 )
+from f1_assets.transforms.plots import png_dimensions
 
 BAHRAIN_LAPS = 1055
 BAHRAIN_SCHEDULED = 57
@@ -351,6 +353,9 @@ def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataF
         mats = {m.asset_key.path[-1]: m for m in result.get_asset_materialization_events()}
         meta = mats["lap_features"].materialization.metadata
         assert meta["dagster/row_count"].value == BAHRAIN_LAPS
+        # the per-race lap-time distribution renders in the UI as a PNG inside markdown
+        png = base64.b64decode(meta["lap_time_distribution"].value.split("base64,", 1)[1].split(")", 1)[0])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and min(png_dimensions(png)) >= 200
         assert mats["telemetry_features"].materialization.metadata["dagster/row_count"].value == 3
         assert wh.count("lap_features", part) == BAHRAIN_LAPS
 

@@ -194,4 +194,71 @@ CREATE TABLE IF NOT EXISTS telemetry_features (
     PRIMARY KEY (season, round, driver_number, lap_number)
 );
 
+
+-- ---------------------------------------------------------------- ml layer
+-- The split views `train`, `validation`, `test` over lap_features are created by the `split_views`
+-- asset (f1_assets/assets/ml.py; boundaries are run config), not here.
+-- One row per driver seen in the train split; replaced whole (one transaction) by the
+-- `driver_profiles` asset, formulas in f1_assets/transforms/profiles.py. A score is NULL when the
+-- driver has too little train-split data for it; `null_reason` then says which and why.
+CREATE TABLE IF NOT EXISTS driver_profiles (
+    driver_id       TEXT PRIMARY KEY,   -- Jolpica driverId
+    driver_code     TEXT,
+    name            TEXT,
+    aggression      DOUBLE PRECISION,   -- on-track passes made / passes expected at the race field's rate (1 = field-typical)
+    consistency     DOUBLE PRECISION,   -- field's median lap-to-lap spread / driver's spread, geometric mean over races (1 = field-typical, higher = steadier)
+    pressure_response DOUBLE PRECISION, -- share of pressure laps (car behind within the gap) held, minus the race field's share (0 = field-typical)
+    tire_management DOUBLE PRECISION,   -- team-mates' degradation minus driver's, ms per lap of tyre age (> 0 = degrades less)
+    career_races    INTEGER NOT NULL,   -- train-split races with a classification row
+    data_quality    DOUBLE PRECISION,   -- clean laps / laps completed per raw_results, in [0, 1]
+    laps_used       INTEGER NOT NULL,   -- clean (non-outlier, timed) train-split laps
+    races_used      INTEGER NOT NULL,   -- train-split races with lap data
+    first_race_id   TEXT,               -- first and last train-split race of the driver ('YYYY-RR')
+    last_race_id    TEXT,
+    null_reason     TEXT,               -- '; '-joined '<score>: <reason>' for every NULL score, else NULL
+    updated_at      TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP
+);
+
+-- ---------------------------------------------------------------- audit
+-- The seed's pipeline_audit_log, append-only (enforced below the marker on PostgreSQL). One row per
+-- run start, success and failure, written by the run-status sensors of f1_assets/audit.py.
+-- Portable differences from the seed: audit_id is supplied by the writer (uuid4: gen_random_uuid()
+-- is PostgreSQL-only), metadata is JSON (DuckDB has no JSONB), plus partition_key for the race/season.
+-- dag_id = Dagster job, dag_run_id = run id, metadata = {"rows_written": {asset: rows}, ...}.
+CREATE TABLE IF NOT EXISTS pipeline_audit_log (
+    audit_id        UUID PRIMARY KEY,
+    timestamp       TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    dag_id          VARCHAR(128) NOT NULL,
+    dag_run_id      VARCHAR(256) NOT NULL,
+    task_id         VARCHAR(128),
+    partition_key   VARCHAR(64),
+    event_type      VARCHAR(64) NOT NULL,   -- run_start, run_end
+    actor           VARCHAR(256),           -- sensor:<name>, schedule:<name>, backfill:<id>, user:<name>, manual
+    resource        VARCHAR(512),           -- assets written, comma-joined
+    action          VARCHAR(32),            -- run, write
+    status          VARCHAR(32),            -- started, success, failure
+    metadata        JSON,
+    git_commit_sha  VARCHAR(64),
+    container_image_digest VARCHAR(128)
+);
+CREATE INDEX IF NOT EXISTS pipeline_audit_log_dag ON pipeline_audit_log (dag_id, task_id);
+CREATE INDEX IF NOT EXISTS pipeline_audit_log_timestamp ON pipeline_audit_log (timestamp);
+
 -- @postgres-only
+
+-- pipeline_audit_log is append-only: UPDATE, DELETE and TRUNCATE fail in the database itself.
+CREATE OR REPLACE FUNCTION pipeline_audit_log_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'pipeline_audit_log is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+DROP TRIGGER IF EXISTS pipeline_audit_log_no_update_delete ON pipeline_audit_log;
+CREATE TRIGGER pipeline_audit_log_no_update_delete
+    BEFORE UPDATE OR DELETE ON pipeline_audit_log
+    FOR EACH ROW EXECUTE FUNCTION pipeline_audit_log_append_only();
+DROP TRIGGER IF EXISTS pipeline_audit_log_no_truncate ON pipeline_audit_log;
+CREATE TRIGGER pipeline_audit_log_no_truncate
+    BEFORE TRUNCATE ON pipeline_audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION pipeline_audit_log_append_only();

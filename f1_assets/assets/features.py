@@ -22,6 +22,7 @@ from f1_assets.checks.features import (
 )
 from f1_assets.partitions import parse_race_key, races_partitions
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
+from f1_assets.transforms import plots
 from f1_assets.transforms.features import build_lap_features, build_telemetry_features
 
 TELEMETRY_KEY = "telemetry/season={season:04d}/round={round:02d}/telemetry.parquet"
@@ -94,6 +95,9 @@ def lap_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "dagster/column_schema": _column_schema(frame),
             "has_fastf1": fastf1 is not None,
             "outlier_rows": int(frame["is_outlier"].sum()) if n else 0,
+            **({"lap_time_distribution": dg.MetadataValue.md(plots.png_markdown(
+                plots.lap_time_distribution_png(frame, title=f"{key.key} lap times"), f"{key.key} lap times"))}
+               if n else {}),
         },
         check_results=[_check_result(o) for o in outcomes],
     )

@@ -1,0 +1,250 @@
+"""ML layer: split views, split checks, driver profiles (train split only), profile plot.
+
+Real data: the replayed 2023 Bahrain GP (round 1, 2023-03-05) and British GP (round 10, 2023-07-09)
+from ../shared/data (skips when absent; fails under F1_REQUIRE_SHARED_DATA=1). Boundaries are set
+per test so the two races land in different splits; everything runs on DuckDB and PostgreSQL.
+"""
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from f1_assets.assets.ml import (
+    SplitBounds,
+    driver_profiles,
+    split_checks,
+    split_view_sql,
+    split_views,
+)
+from f1_assets.resources.storage import WarehouseResource
+from f1_assets.storage.warehouse import warehouse_from_url
+from f1_assets.transforms import jolpica
+from f1_assets.transforms import profiles as prof
+from f1_assets.transforms.features import build_lap_features
+from f1_assets.transforms.plots import lap_time_distribution_png, png_dimensions
+
+BAHRAIN, BRITISH = "2023-01", "2023-10"
+ROWS = {BAHRAIN: 1055, BRITISH: 970}
+# Bahrain in train, British in test
+SPLIT_A = {"train_end": "2023-03-31", "validation_start": "2023-04-01", "validation_end": "2023-06-30",
+           "test_start": "2023-07-01"}
+# British moved into train
+SPLIT_B = {"train_end": "2023-07-31", "validation_start": "2023-08-01", "validation_end": "2023-09-30",
+           "test_start": "2023-10-01"}
+# a gap: British (2023-07-09) falls in no split
+SPLIT_GAP = {"train_end": "2023-03-31", "validation_start": "2023-04-01", "validation_end": "2023-06-30",
+             "test_start": "2023-08-01"}
+# low thresholds: with one or two races in train every driver gets the scores the data allows
+PROFILE_CFG = {"min_races": 1, "min_attack_laps": 5, "min_pressure_laps": 5}
+PARAMS = prof.ProfileParams(**PROFILE_CFG)
+
+
+def _pages(replay: Path, stem: str) -> list[tuple[str, dict]]:
+    files = sorted(replay.glob(f"{stem}@limit=100@offset=*.json"),
+                   key=lambda p: int(re.search(r"offset=(\d+)", p.name).group(1)))
+    assert files, f"no replay pages for {stem} in {replay}"
+    return [(p.name, json.loads(p.read_text())) for p in files]
+
+
+@pytest.fixture(scope="module")
+def races(shared_data: Path) -> dict[str, dict[str, pd.DataFrame]]:
+    replay = shared_data / "jolpica-replay"
+    schedule = jolpica.parse_schedule(_pages(replay, "ergast@f1@2023.json"))
+    out = {}
+    for rnd in (1, 10):
+        race = schedule[schedule["round"] == rnd].reset_index(drop=True)
+        results = jolpica.parse_results(_pages(replay, f"ergast@f1@2023@{rnd}@results.json"))
+        laps = jolpica.parse_laps(_pages(replay, f"ergast@f1@2023@{rnd}@laps.json"))
+        stops = jolpica.parse_pit_stops(_pages(replay, f"ergast@f1@2023@{rnd}@pitstops.json"))
+        features = build_lap_features(race.iloc[0], results, laps, stops, None)
+        out[f"2023-{rnd:02d}"] = {"races": race, "results": results, "features": features}
+    assert {k: len(v["features"]) for k, v in out.items()} == ROWS
+    return out
+
+
+def _load(url: str, races: dict[str, dict[str, pd.DataFrame]]) -> None:
+    wh = warehouse_from_url(url)
+    for data in races.values():
+        part = {"season": 2023, "round": int(data["races"]["round"].iloc[0])}
+        wh.replace_partition("raw_races", data["races"], part)
+        wh.replace_partition("raw_results", data["results"], part)
+        wh.replace_partition("lap_features", data["features"], part)
+
+
+def _run(url: str, instance: dg.DagsterInstance, split: dict | None, selection=None) -> dg.ExecuteInProcessResult:
+    run_config = {"ops": {"driver_profiles": {"config": PROFILE_CFG}}}
+    if split is not None:
+        run_config["ops"]["split_views"] = {"config": split}
+    return dg.materialize([split_views, driver_profiles, split_checks], selection=selection,
+                          resources={"warehouse": WarehouseResource(url=url)}, instance=instance,
+                          run_config=run_config if selection is None else {})
+
+
+def _meta(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    return {m.asset_key.path[-1]: {k: v.value for k, v in m.materialization.metadata.items()}
+            for m in result.get_asset_materialization_events()}
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    return {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+
+
+def _profiles(url: str) -> pd.DataFrame:
+    cols = ", ".join(prof.PROFILE_COLUMNS)
+    return warehouse_from_url(url).query(f"SELECT {cols} FROM driver_profiles ORDER BY driver_id")
+
+
+def _assert_same_profiles(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    got = got.sort_values("driver_id").reset_index(drop=True)
+    expected = expected.sort_values("driver_id").reset_index(drop=True)
+    assert got["driver_id"].tolist() == expected["driver_id"].tolist()
+    for col in ("career_races", "laps_used", "races_used"):
+        assert got[col].astype(int).tolist() == expected[col].astype(int).tolist(), col
+    for col in prof.SCORES:
+        np.testing.assert_allclose(pd.to_numeric(got[col]).astype(float), expected[col].astype(float),
+                                   rtol=1e-9, equal_nan=True, err_msg=col)
+    assert got["null_reason"].fillna("").tolist() == expected["null_reason"].fillna("").tolist()
+
+
+# ---------------------------------------------------------------------------------- pure parts
+
+
+def test_bounds_and_view_sql() -> None:
+    b = SplitBounds.from_values(SPLIT_A)
+    assert b.ranges()["validation"][0].isoformat() == "2023-04-01"
+    text = split_view_sql("duckdb", "validation", *b.ranges()["validation"])
+    assert text == ('CREATE OR REPLACE VIEW "validation" AS SELECT * FROM "lap_features" WHERE '
+                    "\"race_date\" >= DATE '2023-04-01' AND \"race_date\" <= DATE '2023-06-30'")
+    for bad in ({**SPLIT_A, "train_end": "2023-01-01'; DROP TABLE lap_features; --"},
+                {**SPLIT_A, "train_end": "2023-02-30"}, {**SPLIT_A, "train_end": "20230101"},
+                {**SPLIT_A, "validation_start": "2023-03-31"},  # overlaps train
+                {**SPLIT_A, "test_start": "2023-06-01"}):
+        with pytest.raises(ValueError):
+            SplitBounds.from_values(bad)
+    with pytest.raises(ValueError):
+        split_view_sql("duckdb", "train; DROP", None, b.train_end)
+
+
+def test_profile_formulas_on_real_races(races: dict[str, dict[str, pd.DataFrame]]) -> None:
+    laps = pd.concat([r["features"] for r in races.values()])
+    results = pd.concat([r["results"] for r in races.values()])
+    p = prof.driver_profiles(laps, results, PARAMS)
+    assert len(p) == 20 and list(p.columns) == prof.PROFILE_COLUMNS
+    # relative to the race field: the field's typical driver sits near 1 (consistency), 0 (pressure)
+    assert 0.8 < p["consistency"].median() < 1.2 and p["consistency"].notna().all()
+    assert abs(p["pressure_response"].median()) < 0.1
+    # team-mate relative: in a race, a two-car team's relative degradations cancel
+    di = prof.degradation_inputs(prof._prep_laps(laps, PARAMS), results, PARAMS)
+    pair_sum = di.groupby(["race_id", "constructor_id"])["rel"].sum()
+    assert np.allclose(pair_sum, 0.0)
+    assert ((p["data_quality"] > 0.5) & (p["data_quality"] <= 1.0)).all()
+    # the British GP safety car (laps 33-38, no FastF1 status) is inferred and not used as clean laps
+    prepped = prof._prep_laps(races[BRITISH]["features"], PARAMS)
+    assert prepped.loc[prepped["lap_number"].between(33, 38), "neutral"].all()
+    assert not prepped.loc[prepped["lap_number"].between(3, 30), "neutral"].any()
+    # default thresholds: two races are too few for the per-race scores, with the reason
+    strict = prof.driver_profiles(laps, results)
+    assert strict["consistency"].isna().all() and strict["tire_management"].isna().all()
+    assert strict["null_reason"].str.contains("consistency: 2 race").all()
+    assert strict["data_quality"].notna().all()
+
+
+def test_lap_time_distribution_png(races: dict[str, dict[str, pd.DataFrame]]) -> None:
+    png = lap_time_distribution_png(races[BAHRAIN]["features"])
+    width, height = png_dimensions(png)
+    assert len(png) > 5_000 and width >= 480 and height == 360
+
+
+# ----------------------------------------------------------------------------------- assets
+
+
+def test_splits_and_profiles_follow_the_boundaries(warehouse_url: str, races, instance) -> None:
+    _load(warehouse_url, races)
+    result = _run(warehouse_url, instance, SPLIT_A)
+    assert result.success
+    meta = _meta(result)
+    assert meta["train"]["dagster/row_count"] == ROWS[BAHRAIN] and meta["train"]["race_ids"] == [BAHRAIN]
+    assert meta["validation"]["dagster/row_count"] == 0 and meta["validation"]["races"] == 0
+    assert meta["test"]["dagster/row_count"] == ROWS[BRITISH] and meta["test"]["race_ids"] == [BRITISH]
+    assert meta["test"]["upper_bound"] == "open" and meta["train"]["upper_bound"] == "2023-03-31"
+    checks = _checks(result)
+    assert len(checks) == 7 and all(e.passed for e in checks.values()), {k: e.description for k, e in checks.items()}
+
+    # profiles: Bahrain only, identical to the transform on the Bahrain frame alone
+    p = meta["driver_profiles"]
+    assert p["dagster/row_count"] == 20 and p["train_races"] == 1 and p["train_last_race_date"] == "2023-03-05"
+    got = _profiles(warehouse_url)
+    assert set(got["last_race_id"]) == {BAHRAIN} and (got["career_races"] == 1).all()
+    bahrain_only = prof.driver_profiles(races[BAHRAIN]["features"], races[BAHRAIN]["results"], PARAMS)
+    _assert_same_profiles(got, bahrain_only)
+
+    # the plot renders: a PNG of the configured size inside the markdown metadata
+    md = p["consistency_vs_aggression"]
+    data = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", md).group(1))
+    assert len(data) == p["plot_png_bytes"] > 5_000 and png_dimensions(data) == (560, 400)
+
+    # move the British GP into train: the profile inputs grow by exactly that race
+    result = _run(warehouse_url, instance, SPLIT_B)
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    meta = _meta(result)
+    assert meta["train"]["race_ids"] == [BAHRAIN, BRITISH] and meta["test"]["dagster/row_count"] == 0
+    assert meta["driver_profiles"]["train_rows"] == ROWS[BAHRAIN] + ROWS[BRITISH]
+    both = _profiles(warehouse_url)
+    assert (both["career_races"] == 2).all() and set(both["last_race_id"]) == {BRITISH}
+    assert (both.set_index("driver_id")["laps_used"] > got.set_index("driver_id")["laps_used"]).all()
+    all_laps = pd.concat([r["features"] for r in races.values()])
+    all_results = pd.concat([r["results"] for r in races.values()])
+    _assert_same_profiles(both, prof.driver_profiles(all_laps, all_results, PARAMS))
+
+    # a gap leaves the British GP outside all splits: reported as a WARN with its key, not an error
+    result = _run(warehouse_url, instance, SPLIT_GAP)
+    checks = _checks(result)
+    cover = checks[("train", "every_row_in_one_split")]
+    assert not cover.passed and cover.severity == dg.AssetCheckSeverity.WARN
+    assert cover.metadata["rows_outside_splits"].value == ROWS[BRITISH]
+    assert cover.metadata["races_outside_splits"].value == [BRITISH]
+    assert all(e.passed for k, e in checks.items() if k[1] != "every_row_in_one_split")
+    assert set(_profiles(warehouse_url)["last_race_id"]) == {BAHRAIN}
+
+
+def test_checks_fail_when_a_view_leaks(warehouse_url: str, races, instance) -> None:
+    _load(warehouse_url, races)
+    assert _run(warehouse_url, instance, SPLIT_A).success
+    wh = warehouse_from_url(warehouse_url)
+    checks_only = dg.AssetSelection.checks(split_checks)
+
+    # train widened to everything: it passes its end, shares a race with test, rows in two splits
+    wh.execute('CREATE OR REPLACE VIEW "train" AS SELECT * FROM "lap_features"')
+    result = _run(warehouse_url, instance, None, selection=checks_only)
+    assert not result.get_asset_materialization_events()  # only the checks ran
+    checks = _checks(result)
+    failed = {k for k, e in checks.items() if not e.passed}
+    assert failed == {("train", "train_ends_by_boundary"), ("train", "no_race_in_another_split"),
+                      ("test", "no_race_in_another_split"), ("train", "every_row_in_one_split")}
+    end = checks[("train", "train_ends_by_boundary")]
+    assert end.severity == dg.AssetCheckSeverity.ERROR and end.metadata["failing_keys"].value == [BRITISH]
+    assert end.metadata["failing_rows"].value == ROWS[BRITISH]
+    assert checks[("test", "no_race_in_another_split")].metadata["failing_keys"].value == [BRITISH]
+    cover = checks[("train", "every_row_in_one_split")]
+    assert cover.severity == dg.AssetCheckSeverity.ERROR
+    assert cover.metadata["rows_in_several_splits"].value == ROWS[BRITISH]
+
+    # validation starting early (takes the Bahrain race) fails its own check and the overlap check
+    wh.execute('CREATE OR REPLACE VIEW "train" AS SELECT * FROM "lap_features" WHERE race_date <= DATE \'2023-03-31\'')
+    wh.execute('CREATE OR REPLACE VIEW "validation" AS SELECT * FROM "lap_features" '
+               "WHERE race_date >= DATE '2023-03-01' AND race_date <= DATE '2023-06-30'")
+    checks = _checks(_run(warehouse_url, instance, None, selection=checks_only))
+    failed = {k for k, e in checks.items() if not e.passed}
+    assert ("validation", "validation_within_boundaries") in failed
+    assert checks[("validation", "validation_within_boundaries")].metadata["failing_keys"].value == [BAHRAIN]
+    assert ("train", "no_race_in_another_split") in failed and ("test", "test_starts_at_boundary") not in failed
+
+    # re-materializing the splits repairs the views
+    result = _run(warehouse_url, instance, SPLIT_A)
+    assert all(e.passed for e in result.get_asset_check_evaluations())
