@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from f1_assets.assets.metadata import table_schema
 from f1_assets.checks.features import (
     LAP_FEATURE_CHECK_NAMES,
     TELEMETRY_FEATURE_CHECK_NAMES,
@@ -53,10 +54,6 @@ def _check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
     )
 
 
-def _column_schema(frame: pd.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()])
-
-
 def _read_optional(warehouse: Any, table: str, partition: dict[str, int]) -> pd.DataFrame | None:
     """A partition of a table that may not exist yet (e.g. fastf1_laps before FastF1 ingestion)."""
     if not warehouse.columns(table):
@@ -92,7 +89,7 @@ def lap_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": n,
-            "dagster/column_schema": _column_schema(frame),
+            "dagster/column_schema": table_schema(frame),
             "has_fastf1": fastf1 is not None,
             "outlier_rows": int(frame["is_outlier"].sum()) if n else 0,
             **({"lap_time_distribution": dg.MetadataValue.md(plots.png_markdown(
@@ -133,7 +130,7 @@ def telemetry_features(
         context.log.warning(reason)
     metadata: dict[str, Any] = {
         "dagster/row_count": n,
-        "dagster/column_schema": _column_schema(frame),
+        "dagster/column_schema": table_schema(frame),
         "samples": samples,
         "samples_without_lap": int(telemetry["LapNumber"].isna().sum()) if samples else 0,
     }

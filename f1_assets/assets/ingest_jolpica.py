@@ -16,6 +16,7 @@ import pandera.pandas as pa
 from pydantic import Field
 
 from f1_assets import schemas
+from f1_assets.assets.metadata import table_schema
 from f1_assets.partitions import (
     RaceKey,
     current_season,
@@ -49,10 +50,6 @@ ERA_START = {
     "laps": (1996, "Jolpica has lap timings from 1996 on"),
     "pitstops": (2011, "Jolpica has pit stops from 2011 on"),
 }
-
-
-def table_schema(df: pd.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()])
 
 
 def race_started_at(row: pd.Series | dict) -> dt.datetime:

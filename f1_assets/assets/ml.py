@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from f1_assets.assets.metadata import table_schema
 from f1_assets.resources.storage import WarehouseResource
 from f1_assets.storage.warehouse import Warehouse, WarehouseError
 from f1_assets.transforms import plots
@@ -392,57 +393,6 @@ def read_train(wh: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame]:
     return laps, results
 
 
-def _plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Object columns with None for missing values and Python scalars (what both drivers bind)."""
-    out = frame.astype(object).where(frame.notna(), None)
-    return out.map(lambda v: v.item() if hasattr(v, "item") else v)
-
-
-def replace_table(wh: Warehouse, table: str, frame: pd.DataFrame) -> int:
-    """Replace every row of `table` with `frame` in one transaction (readers see old or new, never a mix).
-
-    Columns of the DDL not in the frame must have defaults (e.g. updated_at)."""
-    table_cols = wh.columns(table)
-    if not table_cols:
-        raise WarehouseError(f"table {table!r} does not exist in the {wh.kind} warehouse")
-    extra = [c for c in frame.columns if c not in table_cols]
-    if extra:
-        raise WarehouseError(f"frame for table {table!r} has columns not in its DDL: {extra}")
-    cols = list(frame.columns)
-    rows = _plain_columns(frame)
-    if wh.kind == "postgres":
-        from psycopg import sql
-
-        ident = sql.Identifier(table)
-        with wh.connect() as conn:  # type: ignore[attr-defined]
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{table}:whole-table"])
-                cur.execute(sql.SQL("DELETE FROM {}").format(ident))
-                stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(ident, sql.SQL(", ").join(map(sql.Identifier, cols)))
-                with cur.copy(stmt) as copy:
-                    for row in rows.itertuples(index=False, name=None):
-                        copy.write_row(row)
-            conn.commit()
-    else:
-        quoted = ", ".join(wh.quote(c) for c in cols)
-        with wh._connect() as con:  # type: ignore[attr-defined]
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(f"DELETE FROM {wh.quote(table)}")
-                if len(frame):
-                    staged = frame.copy()
-                    for c in staged.select_dtypes(include=[object]).columns:
-                        staged[c] = staged[c].astype(object).where(staged[c].notna(), None)
-                    con.register("_f1_staging_whole", staged)
-                    con.execute(f"INSERT INTO {wh.quote(table)} ({quoted}) SELECT {quoted} FROM _f1_staging_whole")
-                    con.unregister("_f1_staging_whole")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-    return len(frame)
-
-
 @dg.asset(
     deps=[dg.AssetKey("train"), dg.AssetKey("raw_results")],
     group_name="ml",
@@ -458,13 +408,15 @@ def driver_profiles(context: dg.AssetExecutionContext, config: ProfileConfig,
     laps, results = read_train(wh)
     params = prof.ProfileParams(**config.model_dump())
     frame = prof.driver_profiles(laps, results, params)
-    n = replace_table(wh, PROFILES_TABLE, frame)
+    frame = frame.assign(updated_at=pd.Timestamp.now(tz="UTC"))
+    n = wh.replace_partition(PROFILES_TABLE, frame, {})  # {}: the whole table, in one transaction
     dates = pd.to_datetime(laps["race_date"]) if len(laps) else pd.Series(dtype="datetime64[ns]")
     png = plots.profile_scatter_png(frame)
     if n == 0:
         context.log.warning("the train split has no rows: driver_profiles is empty")
     metadata: dict[str, Any] = {
         "dagster/row_count": n,
+        "dagster/column_schema": table_schema(frame),
         "train_rows": len(laps),
         "train_races": int(laps["race_id"].nunique()) if len(laps) else 0,
         "train_first_race_date": dates.min().date().isoformat() if len(laps) else None,

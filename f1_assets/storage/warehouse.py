@@ -76,7 +76,9 @@ class Warehouse(ABC):
 
     @abstractmethod
     def replace_partition(self, table: str, df: pd.DataFrame, partition: Mapping[str, Any]) -> int:
-        """Replace the rows of `table` whose columns equal `partition` with `df`, atomically."""
+        """Replace the rows of `table` whose columns equal `partition` with `df`, atomically.
+
+        An empty `partition` replaces the whole table (unpartitioned assets)."""
 
     @abstractmethod
     def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
@@ -185,7 +187,7 @@ class DuckDBWarehouse(Warehouse):
         self._ensure_schema()
         frame = self._frame_for(table, df, partition)
         cols = ", ".join(self.quote(c) for c in frame.columns)
-        where = " AND ".join(f"{self.quote(k)} = ?" for k in partition)
+        where = " AND ".join(f"{self.quote(k)} = ?" for k in partition) or "TRUE"
         with self._connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -283,7 +285,7 @@ class PostgresWarehouse(Warehouse):
         ident = sql.Identifier(table)
         where = sql.SQL(" AND ").join(
             sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder()) for k in partition
-        )
+        ) if partition else sql.SQL("TRUE")
         lock_key = f"{table}:" + ",".join(f"{k}={v}" for k, v in sorted(partition.items()))
         with self.connect() as conn:
             with conn.cursor() as cur:
