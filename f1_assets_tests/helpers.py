@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -113,3 +116,11 @@ def synthetic_schedule(season: int, rounds: list[tuple[int, dt.date, bool]]) -> 
         races.append(race)
     envelope = {"xmlns": "", "series": "f1", "RaceTable": {"season": str(season)}}
     return {str(season): Dataset(envelope, None, "Races", races)}
+
+
+def replay_pages(replay: Path, stem: str) -> list[tuple[str, dict[str, Any]]]:
+    """The recorded pages of one endpoint (`ergast@f1@2023@1@laps.json`) in offset order, as (name, payload)."""
+    files = sorted(replay.glob(f"{stem}@limit=100@offset=*.json"),
+                   key=lambda p: int(re.search(r"offset=(\d+)", p.name).group(1)))
+    assert files, f"no replay pages for {stem} in {replay}"
+    return [(p.name, json.loads(p.read_text())) for p in files]

@@ -8,8 +8,6 @@ telemetry Parquet shape (the shared data has no car telemetry).
 from __future__ import annotations
 
 import base64
-import json
-import re
 from pathlib import Path
 
 import dagster as dg
@@ -30,27 +28,21 @@ from f1_assets.transforms.features import (
     build_telemetry_features,
 )
 from f1_assets.transforms.plots import png_dimensions
+from f1_assets_tests.helpers import replay_pages
 
 BAHRAIN_LAPS = 1055
 BAHRAIN_SCHEDULED = 57
 
 
-def _pages(replay: Path, stem: str) -> list[tuple[str, dict]]:
-    files = sorted(replay.glob(f"{stem}@limit=100@offset=*.json"),
-                   key=lambda p: int(re.search(r"offset=(\d+)", p.name).group(1)))
-    assert files, f"no replay pages for {stem} in {replay}"
-    return [(p.name, json.loads(p.read_text())) for p in files]
-
-
 @pytest.fixture(scope="module")
 def bahrain(shared_data: Path) -> dict[str, pd.DataFrame]:
     replay = shared_data / "jolpica-replay"
-    schedule = jolpica.parse_schedule(_pages(replay, "ergast@f1@2023.json"))
+    schedule = jolpica.parse_schedule(replay_pages(replay, "ergast@f1@2023.json"))
     return {
         "races": schedule[schedule["round"] == 1].reset_index(drop=True),
-        "results": jolpica.parse_results(_pages(replay, "ergast@f1@2023@1@results.json")),
-        "laps": jolpica.parse_laps(_pages(replay, "ergast@f1@2023@1@laps.json")),
-        "pit_stops": jolpica.parse_pit_stops(_pages(replay, "ergast@f1@2023@1@pitstops.json")),
+        "results": jolpica.parse_results(replay_pages(replay, "ergast@f1@2023@1@results.json")),
+        "laps": jolpica.parse_laps(replay_pages(replay, "ergast@f1@2023@1@laps.json")),
+        "pit_stops": jolpica.parse_pit_stops(replay_pages(replay, "ergast@f1@2023@1@pitstops.json")),
     }
 
 

@@ -6,7 +6,6 @@ per test so the two races land in different splits; everything runs on DuckDB an
 """
 
 import base64
-import json
 import re
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from f1_assets.transforms import jolpica
 from f1_assets.transforms import profiles as prof
 from f1_assets.transforms.features import build_lap_features
 from f1_assets.transforms.plots import lap_time_distribution_png, png_dimensions
+from f1_assets_tests.helpers import replay_pages
 
 BAHRAIN, BRITISH = "2023-01", "2023-10"
 ROWS = {BAHRAIN: 1055, BRITISH: 970}
@@ -45,23 +45,16 @@ PROFILE_CFG = {"min_races": 1, "min_attack_laps": 5, "min_pressure_laps": 5}
 PARAMS = prof.ProfileParams(**PROFILE_CFG)
 
 
-def _pages(replay: Path, stem: str) -> list[tuple[str, dict]]:
-    files = sorted(replay.glob(f"{stem}@limit=100@offset=*.json"),
-                   key=lambda p: int(re.search(r"offset=(\d+)", p.name).group(1)))
-    assert files, f"no replay pages for {stem} in {replay}"
-    return [(p.name, json.loads(p.read_text())) for p in files]
-
-
 @pytest.fixture(scope="module")
 def races(shared_data: Path) -> dict[str, dict[str, pd.DataFrame]]:
     replay = shared_data / "jolpica-replay"
-    schedule = jolpica.parse_schedule(_pages(replay, "ergast@f1@2023.json"))
+    schedule = jolpica.parse_schedule(replay_pages(replay, "ergast@f1@2023.json"))
     out = {}
     for rnd in (1, 10):
         race = schedule[schedule["round"] == rnd].reset_index(drop=True)
-        results = jolpica.parse_results(_pages(replay, f"ergast@f1@2023@{rnd}@results.json"))
-        laps = jolpica.parse_laps(_pages(replay, f"ergast@f1@2023@{rnd}@laps.json"))
-        stops = jolpica.parse_pit_stops(_pages(replay, f"ergast@f1@2023@{rnd}@pitstops.json"))
+        results = jolpica.parse_results(replay_pages(replay, f"ergast@f1@2023@{rnd}@results.json"))
+        laps = jolpica.parse_laps(replay_pages(replay, f"ergast@f1@2023@{rnd}@laps.json"))
+        stops = jolpica.parse_pit_stops(replay_pages(replay, f"ergast@f1@2023@{rnd}@pitstops.json"))
         features = build_lap_features(race.iloc[0], results, laps, stops, None)
         out[f"2023-{rnd:02d}"] = {"races": race, "results": results, "features": features}
     assert {k: len(v["features"]) for k, v in out.items()} == ROWS
