@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import psycopg
 import pytest
 
 from f1_assets_tests.jolpica_server import Dataset, JolpicaReplayServer, load_replay_dir
+from f1_assets_tests.livetiming_server import RecordedUpstreams, serve_recorded_upstreams
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -49,18 +51,39 @@ def _pg_url(schema: str) -> str:
     return f"{PG_BASE}{sep}options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_pg_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards; fails if Postgres is down."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     try:
         with psycopg.connect(PG_BASE, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL at {PG_BASE} does not answer: {exc}")
-    yield _pg_url(schema)
-    with psycopg.connect(PG_BASE, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    try:
+        yield _pg_url(schema)
+    finally:
+        with psycopg.connect(PG_BASE, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_pg_schema() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_pg_url() -> Iterator[str]:
+    with fresh_pg_schema() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def recorded_upstreams(shared_data: Path) -> Iterator[RecordedUpstreams]:
+    """Live timing, FastF1 schedule files and single Jolpica responses from ../shared/data, over HTTP."""
+    with serve_recorded_upstreams(shared_data) as served:
+        yield served
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -34,18 +33,11 @@ def test_dagster_cli_validates_the_workspace():
     assert "Validation successful" in out.stderr + out.stdout
 
 
-@pytest.fixture
-def stack():
-    with contextlib.ExitStack() as es:
-        yield es
-
-
 @pytest.mark.shared_data
-def test_cli_race_and_bad_key(replay_server, shared_data, tmp_path, monkeypatch, f1_home, stack):
+def test_cli_race_and_bad_key(replay_server, recorded_upstreams, tmp_path, monkeypatch, f1_home):
     from f1_assets import cli
-    from f1_assets_tests.livetiming_server import serve_recorded_upstreams
 
-    upstreams = stack.enter_context(serve_recorded_upstreams(shared_data))
+    upstreams = recorded_upstreams
     monkeypatch.setenv("F1_LIVETIMING_URL", upstreams.livetiming_url)
     monkeypatch.setenv("F1_FASTF1_SCHEDULE_URL", upstreams.schedule_url)
 

@@ -8,9 +8,7 @@ message and leaves the previous Parquet and warehouse rows as they were.
 
 import io
 import json
-import os
 import types
-import uuid
 
 import dagster as dg
 import pandas as pd
@@ -20,14 +18,12 @@ from f1_assets.assets.ingest_fastf1 import ASSETS, CHECKS, laps_blob_key, teleme
 from f1_assets.partitions import parse_race_key
 from f1_assets.resources.fastf1 import FastF1Resource, LoadedRace
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
-from f1_assets_tests.livetiming_server import serve_recorded_upstreams
 from f1_assets_tests.test_telemetry import make_fastf1_telemetry
 
 pytestmark = pytest.mark.shared_data
 
 BAKU = parse_race_key("2018-04")
 RACE_DIR = "/livetiming/static/2018/2018-04-29_Azerbaijan_Grand_Prix/2018-04-29_Race/"
-PG_URL = os.environ.get("F1_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +32,8 @@ def data_dir(shared_data):  # conftest: ../shared/data, skip (or fail under F1_R
 
 
 @pytest.fixture(scope="module")
-def upstreams(data_dir):
-    with serve_recorded_upstreams(data_dir) as served:
-        yield served
+def upstreams(recorded_upstreams):
+    return recorded_upstreams
 
 
 @pytest.fixture(scope="module")
@@ -87,23 +82,9 @@ def materialization(result, key: str) -> dict:
     return {k: v.value for k, v in events[0].materialization.metadata.items()}
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
-    psycopg = pytest.importorskip("psycopg")
-    schema = f"f1_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 @pytest.mark.parametrize("backend", ["duckdb", "postgres"])
 def test_materialize_baku(backend, upstreams, shared_cache, data_dir, tmp_path, request):
-    url = f"duckdb:///{tmp_path / 'w.duckdb'}" if backend == "duckdb" else request.getfixturevalue("postgres_url")
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}" if backend == "duckdb" else request.getfixturevalue("module_pg_url")
     wh = WarehouseResource(url=url).get()
     wh.replace_partition("raw_results", jolpica_results(data_dir), {"season": 2018, "round": 4})
     assert CHECKS == [] and len(ASSETS) == 2

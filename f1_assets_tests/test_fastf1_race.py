@@ -12,7 +12,6 @@ import pytest
 from f1_assets.partitions import parse_race_key
 from f1_assets.resources.fastf1 import FastF1Resource, FastF1Unavailable
 from f1_assets.transforms.fastf1_laps import FASTF1_LAPS_COLUMNS, laps_to_rows, stints_by_driver
-from f1_assets_tests.livetiming_server import serve_recorded_upstreams
 
 pytestmark = pytest.mark.shared_data
 
@@ -37,9 +36,8 @@ def data_dir(shared_data):  # conftest: ../shared/data, skip (or fail under F1_R
 
 
 @pytest.fixture(scope="module")
-def upstreams(data_dir):
-    with serve_recorded_upstreams(data_dir) as served:
-        yield served
+def upstreams(recorded_upstreams):
+    return recorded_upstreams
 
 
 @pytest.fixture(scope="module")
