@@ -356,3 +356,23 @@ def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataF
                                instance=instance)
         meta = empty.get_asset_materialization_events()[0].materialization.metadata
         assert meta["dagster/row_count"].value == 0 and "no raw telemetry" in meta["empty_reason"].value
+
+
+def test_neutralised_laps_are_seen_in_the_timing_without_fastf1(shared_data: Path, features: pd.DataFrame) -> None:
+    """British GP 2023: the safety car after Magnussen's stop (laps 33-38) slows the whole field."""
+    replay = shared_data / "jolpica-replay"
+    schedule = jolpica.parse_schedule(replay_pages(replay, "ergast@f1@2023.json"))
+
+    def pages(endpoint: str) -> list:
+        return replay_pages(replay, f"ergast@f1@2023@10@{endpoint}.json")
+
+    british = build_lap_features(schedule[schedule["round"] == 10].iloc[0], jolpica.parse_results(pages("results")),
+                                 jolpica.parse_laps(pages("laps")), jolpica.parse_pit_stops(pages("pitstops")), None)
+    flagged = british["outlier_reason"].fillna("").str.contains("neutralised")
+    laps = set(british.loc[flagged, "lap_number"])
+    assert set(range(33, 39)) <= laps and len(laps) <= 8
+    # every car on those laps, not just some
+    assert flagged[british["lap_number"].between(34, 37)].all()
+    # Bahrain: green racing apart from the brief neutralisation when Leclerc stopped (lap 41)
+    bahrain_laps = set(features.loc[features["outlier_reason"].fillna("").str.contains("neutralised"), "lap_number"])
+    assert bahrain_laps <= {41, 42}

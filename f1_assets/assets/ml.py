@@ -377,7 +377,6 @@ class ProfileConfig(dg.Config):
     pressure_gap_ms: int = 1_000
     min_attack_laps: int = 20
     min_pressure_laps: int = 20
-    neutral_lap_factor: float = 1.05
     slow_lap_factor: float = 1.07
 
 

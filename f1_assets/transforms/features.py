@@ -34,7 +34,10 @@ Feature definitions (one row per driver-lap of `raw_laps`; no row is ever droppe
   'too_fast' (< 30 s), 'too_slow' (> 300 s), 'statistical' (> mean + 3σ of the driver's clean
   laps; clean = timed, 30–300 s, not first/in/out lap, not under SC/VSC/red), 'first_lap',
   'in_lap' (pit_stop), 'out_lap' (lap after a logged stop), 'safety_car' (4), 'red_flag' (5),
-  'vsc' (6 or 7). Outliers are flagged, never dropped.
+  'vsc' (6 or 7), 'neutralised' (no track status known for the lap, and the field's median time on
+  that lap (in/out laps aside) is more than 1.05 x the race's typical field median: a safety car or VSC seen in the
+  timing itself, for races without FastF1). Outliers are flagged, never dropped; neutralised laps
+  are not clean laps.
 
 Telemetry per (driver, lap) — see `build_telemetry_features`.
 """
@@ -51,6 +54,7 @@ START_FUEL_KG = 110.0
 MIN_LAP_MS = 30_000
 MAX_LAP_MS = 300_000
 OUTLIER_SIGMAS = 3.0
+NEUTRALISED_FACTOR = 1.05  # field median of a lap vs the race's median field median
 DRS_OPEN_CODES = (10, 12, 14)
 UNKNOWN_COMPOUND = "UNKNOWN"
 
@@ -269,7 +273,13 @@ def build_lap_features(
     in_lap = df["pit_stop"].to_numpy()
     out_lap = np.asarray(out_lap, dtype=bool)
     sc_lap = sc_any.to_numpy()
-    clean = timed & ~too_fast & ~too_slow & ~first_lap & ~in_lap & ~out_lap & ~sc_lap
+    # the field's pace per lap, from laps not spent in the pit lane
+    racing_ms = lap_ms.where(~in_lap & ~out_lap)
+    field_median = racing_ms.groupby(df["lap_number"]).transform("median")
+    typical = racing_ms.groupby(df["lap_number"]).median().loc[lambda m: m.index > 1].median()
+    neutralised = (status.isna().to_numpy() & ~first_lap
+                   & (field_median > NEUTRALISED_FACTOR * typical).to_numpy())
+    clean = timed & ~too_fast & ~too_slow & ~first_lap & ~in_lap & ~out_lap & ~sc_lap & ~neutralised
     clean_ms = lap_ms.where(clean)
     grp = clean_ms.groupby(df["driver_id"])
     threshold = grp.transform("mean") + OUTLIER_SIGMAS * grp.transform("std")
@@ -285,6 +295,7 @@ def build_lap_features(
         ("safety_car", flags["safety_car"].to_numpy()),
         ("red_flag", flags["red_flag"].to_numpy()),
         ("vsc", flags["vsc"].to_numpy()),
+        ("neutralised", neutralised),
     ]
     reason = pd.Series("", index=df.index, dtype=object)
     for name, mask in reasons:

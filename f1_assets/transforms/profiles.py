@@ -14,9 +14,8 @@ Definitions (thresholds are `ProfileParams`):
   safety-car/VSC/red laps where known, statistical outliers; see `f1_assets.transforms.features`),
   the lap is not neutralised (below), and it is at most `slow_lap_factor` (1.07) x the driver's
   median clean lap of the race (traffic, incidents, damage).
-- neutralised lap L of a race: a car had a safety-car/VSC/red status on L (FastF1), or, where the
-  status is unknown (Jolpica-only races), the field's median clean time of lap L exceeds
-  `neutral_lap_factor` (1.05) x the race's median clean lap (an inferred safety car).
+- neutralised lap L of a race: a car had a safety-car/VSC/red status on L (FastF1), or the feature
+  layer flagged L 'neutralised' (status unknown and the whole field slow: an inferred safety car).
 - racing lap of a driver on lap L (L >= 2): the driver has a position on L-1 and L, neither L nor
   the out-lap is a pit lap (`pit_stop` or outlier reason `out_lap`), and no car in the race had a
   neutralised status on L. An on-track pass of A over B on lap L: both on a racing lap,
@@ -99,7 +98,7 @@ LAP_INPUT_COLUMNS = [
 RESULT_INPUT_COLUMNS = ["season", "round", "driver_id", "driver_code", "given_name", "family_name",
                         "constructor_id", "laps"]
 
-_NEUTRALISED = ("safety_car", "vsc", "red_flag")
+_NEUTRALISED = ("safety_car", "vsc", "red_flag", "neutralised")
 _PAIR_CHUNK = 20_000
 
 
@@ -112,7 +111,6 @@ class ProfileParams:
     pressure_gap_ms: int = 1_000
     min_attack_laps: int = 20
     min_pressure_laps: int = 20
-    neutral_lap_factor: float = 1.05
     slow_lap_factor: float = 1.07
 
 
@@ -128,12 +126,6 @@ def _prep_laps(laps: pd.DataFrame, params: ProfileParams) -> pd.DataFrame:
     df["neutral"] = sc | reason.str.contains("|".join(_NEUTRALISED), regex=True)
     df["pit_lap"] = df["pit_stop"] | reason.str.contains("in_lap|out_lap", regex=True)
     df["clean"] = ~df["is_outlier"] & df["lap_time_ms"].notna()
-    # neutralised laps the feature layer cannot see (no FastF1 track status): the field's median lap
-    # is more than `neutral_lap_factor` slower than the race's median clean lap
-    clean_t = df["lap_time_ms"].where(df["clean"])
-    race_median = clean_t.groupby(df["race_id"]).transform("median")
-    lap_median = clean_t.groupby([df["race_id"], df["lap_number"]]).transform("median")
-    df["neutral"] |= (lap_median > params.neutral_lap_factor * race_median).fillna(False).astype(bool)
     df["clean"] &= ~df["neutral"]
     clean_t = df["lap_time_ms"].where(df["clean"])
     driver_median = clean_t.groupby([df["race_id"], df["driver_id"]]).transform("median")
