@@ -1,3 +1,277 @@
-"""Sensors: the new-race sensor, upstream-correction polling and the audit-log run-status sensors."""
+"""Sensors and the automation policy: new races, upstream corrections, the calendar they rely on,
+declarative automation of the feature layer, and (from `audit.py`) the audit-log run-status sensors.
 
-SENSORS: list = []
+- `new_race_sensor` polls Jolpica's cheapest signal, `current/last/results` (one request a tick). A
+  race with results that was never requested adds its `races` partition and requests a
+  `race_pipeline` run (run_key `new-race:<key>`: Dagster never launches the same run twice).
+- `season_calendar_sensor` requests the `season_calendar` run of a season whose `races` partitions
+  lack a `raw_races` row (lap_features needs it). Zero upstream requests of its own. The new-race
+  sensor waits for that row before requesting the race run, so a race's run never fails on it.
+- `race_corrections_sensor` re-polls races inside the settle period (F1_SETTLE_DAYS) and requests a
+  run of exactly the raw assets whose upstream payload hash differs from the hash their last
+  materialization recorded. Features follow by declarative automation (`automation_policy`, applied
+  in `definitions.py`, evaluated by `feature_automation_sensor`).
+
+Upstream trouble never crashes the daemon: every sensor turns it into a SkipReason naming the cause.
+Tick intervals are constants (below): they are needed when the code location loads, not per run.
+Loaded by `f1_assets.definitions` (`SENSORS`, `automation_policy`).
+"""
+
+import datetime as dt
+import hashlib
+import json
+
+import dagster as dg
+
+from f1_assets.assets.ingest_jolpica import RACE_TABLES
+from f1_assets.audit import AUDIT_SENSORS
+from f1_assets.partitions import parse_race_key, race_key, races_partitions
+from f1_assets.resources.jolpica import (
+    JolpicaClient,
+    JolpicaResource,
+    JolpicaResponseError,
+    JolpicaTransientError,
+)
+from f1_assets.resources.rate_budget import RateBudgetExhausted
+from f1_assets.resources.storage import WarehouseResource
+
+LAST_RESULTS_PATH = "current/last/results"
+# One request per tick; 15 min is ~96 requests/day of the 200/hour budget, and a new race's results
+# are published hours after the flag, so nothing is gained by polling faster.
+NEW_RACE_INTERVAL_SECONDS = 15 * 60
+# A correction poll costs every page of every raw endpoint of every race inside the settle period
+# (~15 requests a race, ~11 of them laps): every 6 hours keeps that under 2 % of the hourly budget.
+CORRECTIONS_INTERVAL_SECONDS = 6 * 60 * 60
+CALENDAR_INTERVAL_SECONDS = 5 * 60
+AUTOMATION_INTERVAL_SECONDS = 60
+# A sensor tick must finish well inside the daemon's 60 s sensor timeout: one quick retry, not five.
+SENSOR_MAX_RETRIES = 1
+SENSOR_BACKOFF_SECONDS = 2.0
+MAX_CORRECTION_RACES = 4  # per tick; the settle period holds ~2 races, a backlog drains over ticks
+CURSOR_KEYS_KEPT = 50
+
+UPSTREAM_ERRORS = (JolpicaTransientError, JolpicaResponseError, RateBudgetExhausted)
+FEATURE_ASSETS = ("lap_features", "telemetry_features")
+# Inputs a feature asset reads when present and does without otherwise (lap_features without FastF1
+# laps: compound UNKNOWN, stint from the pit-stop log). Their absence must not block automation.
+OPTIONAL_INPUTS = ("fastf1_laps",)
+
+
+def eager_with_optional_inputs(optional: tuple[str, ...] = OPTIONAL_INPUTS) -> dg.AutomationCondition:
+    """`AutomationCondition.eager()`, except that a never-materialized optional input does not block it."""
+    deps_missing = dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(*optional))
+    return (
+        dg.AutomationCondition.in_latest_time_window()
+        & (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+        & ~deps_missing
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("eager (optional inputs may be missing)")
+
+
+def automation_policy(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Feature (and later ML) assets re-materialize eagerly when their raw inputs change.
+
+    Applied to every spec by `dg.map_asset_specs` in definitions.py; raw assets keep no condition
+    (they cost upstream requests: the sensors and the schedule request them).
+    """
+    if spec.key.to_user_string() in FEATURE_ASSETS or spec.group_name == "ml":
+        return spec.replace_attributes(automation_condition=eager_with_optional_inputs())
+    return spec
+
+
+def _sensor_client(jolpica: JolpicaResource) -> JolpicaClient:
+    client = jolpica.client()
+    client.max_retries = min(client.max_retries, SENSOR_MAX_RETRIES)
+    client.backoff_seconds = min(client.backoff_seconds, SENSOR_BACKOFF_SECONDS)
+    return client
+
+
+def _load_cursor(cursor: str | None) -> dict:
+    try:
+        value = json.loads(cursor) if cursor else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _has_calendar_row(warehouse: WarehouseResource, key: str) -> bool:
+    race = parse_race_key(key)
+    return warehouse.get().count("raw_races", {"season": race.season, "round": race.round}) > 0
+
+
+def _last_materialization(instance: dg.DagsterInstance, asset: str, key: str) -> dg.AssetMaterialization | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
+    ).records
+    return records[0].asset_materialization if records else None
+
+
+def last_race_with_results(client: JolpicaClient) -> tuple[str, str] | None:
+    """(race key, payload hash) of the latest race that has results upstream; None before the first."""
+    fetched = client.fetch(LAST_RESULTS_PATH, settled=False)
+    races = fetched.pages[0][1]["MRData"]["RaceTable"].get("Races") or []
+    if not races or not races[0].get("Results"):
+        return None
+    return race_key(int(races[0]["season"]), int(races[0]["round"])), fetched.payload_hash
+
+
+@dg.sensor(
+    job_name="race_pipeline",
+    minimum_interval_seconds=NEW_RACE_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Polls Jolpica current/last/results (1 request); adds a new race's partition and requests "
+    "its race_pipeline run once.",
+)
+def new_race_sensor(
+    context: dg.SensorEvaluationContext, jolpica: JolpicaResource, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
+    cursor = _load_cursor(context.cursor)
+    requested: list[str] = list(cursor.get("requested", []))
+    client = _sensor_client(jolpica)
+    try:
+        last = last_race_with_results(client)
+    except UPSTREAM_ERRORS as exc:
+        return dg.SkipReason(f"upstream unavailable, will poll again: {exc}")
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        return dg.SkipReason(f"unexpected {LAST_RESULTS_PATH} payload ({type(exc).__name__}: {exc})")
+    finally:
+        client.close()
+    if last is None:
+        return dg.SkipReason(f"{LAST_RESULTS_PATH} has no results yet")
+    key, payload_hash = last
+    if key in requested:
+        return dg.SkipReason(f"{key}: already requested")
+
+    new_cursor = {"last_seen": key, "last_hash": payload_hash, "requested": requested}
+    is_partition = context.instance.has_dynamic_partition(races_partitions.name, key)
+    add = [] if is_partition else [races_partitions.build_add_request([key])]
+    if is_partition and _last_materialization(context.instance, "raw_results", key) is not None:
+        # materialized by a backfill or the calendar path already: remember it, request nothing
+        new_cursor["requested"] = (requested + [key])[-CURSOR_KEYS_KEPT:]
+        return dg.SensorResult(skip_reason=f"{key}: already materialized", cursor=json.dumps(new_cursor))
+    if not _has_calendar_row(warehouse, key):
+        return dg.SensorResult(
+            dynamic_partitions_requests=add,
+            skip_reason=f"{key}: waiting for raw_races (season_calendar_sensor requests the calendar)",
+            cursor=json.dumps(new_cursor),
+        )
+    new_cursor["requested"] = (requested + [key])[-CURSOR_KEYS_KEPT:]
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"new-race:{key}", partition_key=key,
+                                    tags={"f1/trigger": "new_race"})],
+        dynamic_partitions_requests=add,
+        cursor=json.dumps(new_cursor),
+    )
+
+
+@dg.sensor(
+    job_name="season_calendar",
+    minimum_interval_seconds=CALENDAR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests the season_calendar run of a season whose race partitions have no raw_races row.",
+)
+def season_calendar_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    keys = context.instance.get_dynamic_partitions(races_partitions.name)
+    missing = [k for k in keys if not _has_calendar_row(warehouse, k)]
+    if not missing:
+        return dg.SkipReason(f"all {len(keys)} race partitions have their raw_races row")
+    seasons = sorted({parse_race_key(k).season for k in missing})
+    return [
+        dg.RunRequest(
+            run_key=f"calendar:{season}:" + ",".join(k for k in missing if parse_race_key(k).season == season),
+            partition_key=str(season),
+            tags={"f1/trigger": "calendar_missing_race"},
+        )
+        for season in seasons
+    ]
+
+
+def _recorded_hashes(instance: dg.DagsterInstance, key: str) -> dict[str, str]:
+    """{raw asset: payload hash its latest materialization of `key` recorded}."""
+    out = {}
+    for asset in RACE_TABLES:
+        last = _last_materialization(instance, asset, key)
+        value = last.metadata.get("payload_hash") if last else None
+        if value is not None:
+            out[asset] = str(value.value)
+    return out
+
+
+def races_in_settle_period(warehouse: WarehouseResource, instance: dg.DagsterInstance, settle_days: int,
+                           today: dt.date | None = None) -> list[str]:
+    """Race partitions whose race date is within the last `settle_days` days, oldest first."""
+    since = (today or dt.date.today()) - dt.timedelta(days=settle_days)
+    rows = warehouse.get().query(
+        "SELECT season, round FROM raw_races WHERE race_date >= %s ORDER BY race_date", [since]
+    )
+    keys = [race_key(int(r.season), int(r.round)) for r in rows.itertuples()]
+    partitions = set(instance.get_dynamic_partitions(races_partitions.name))
+    return [k for k in keys if k in partitions]
+
+
+@dg.sensor(
+    job_name="race_pipeline",
+    minimum_interval_seconds=CORRECTIONS_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Re-polls races inside the settle period; re-materializes only raw assets whose upstream "
+    "payload hash changed (features follow by automation).",
+)
+def race_corrections_sensor(
+    context: dg.SensorEvaluationContext, jolpica: JolpicaResource, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
+    recent = races_in_settle_period(warehouse, context.instance, jolpica.effective_settle_days())
+    # what each race's raw assets last recorded; never-materialized or not-upstream assets (no sprint,
+    # pre-era) have no payload hash and nothing to compare
+    recorded = {key: _recorded_hashes(context.instance, key) for key in recent}
+    keys = [key for key in recent if recorded[key]]
+    if not keys:
+        return dg.SkipReason(f"no materialized race inside the {jolpica.effective_settle_days()}-day settle period")
+    cursor = _load_cursor(context.cursor)
+    start = int(cursor.get("next", 0)) % len(keys)
+    batch = (keys[start:] + keys[:start])[:MAX_CORRECTION_RACES]
+    client = _sensor_client(jolpica)
+    run_requests, problems, upstream = [], [], {}
+    try:
+        for key in batch:
+            race = parse_race_key(key)
+            changed, hashes = [], {}
+            for asset, recorded_hash in recorded[key].items():
+                try:
+                    fetched = client.fetch(f"{race.season}/{race.round}/{RACE_TABLES[asset].endpoint}", settled=False)
+                except UPSTREAM_ERRORS as exc:
+                    problems.append(f"{key} {asset}: {exc}")
+                    break
+                hashes[asset] = fetched.payload_hash
+                if fetched.payload_hash != recorded_hash:
+                    changed.append(asset)
+            upstream[key] = hashes
+            if changed:
+                digest = hashlib.sha256(",".join(hashes[a] for a in changed).encode()).hexdigest()[:16]
+                context.log.info(f"{key}: upstream changed for {', '.join(changed)}")
+                run_requests.append(dg.RunRequest(
+                    run_key=f"correction:{key}:{digest}", partition_key=key,
+                    asset_selection=[dg.AssetKey(a) for a in changed],
+                    tags={"f1/trigger": "correction", "f1/changed_assets": ",".join(changed)},
+                ))
+    finally:
+        client.close()
+    new_cursor = json.dumps({"next": start + len(batch), "checked": upstream, "problems": problems[-5:]})
+    if run_requests:
+        return dg.SensorResult(run_requests=run_requests, cursor=new_cursor)
+    reason = f"{len(batch)} race(s) checked, upstream unchanged"
+    if problems:
+        reason = f"{reason} where reachable; upstream unavailable: " + "; ".join(problems)
+    return dg.SensorResult(skip_reason=reason, cursor=new_cursor)
+
+
+feature_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "feature_automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
+    description="Evaluates the assets' automation conditions (features: eager on their raw inputs).",
+)
+
+SENSORS: list = [new_race_sensor, season_calendar_sensor, race_corrections_sensor, feature_automation_sensor,
+                 *AUDIT_SENSORS]
