@@ -40,6 +40,7 @@ season_calendar_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(ingest_jolpica.raw_races),
     partitions_def=seasons_partitions,
     description="Fetch a season's schedule and register its races as `races` partitions.",
+    tags={"dagster/max_runtime": 900},  # enforced by run monitoring (dagster.yaml)
 )
 
 race_pipeline_job = dg.define_asset_job(
@@ -47,6 +48,7 @@ race_pipeline_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS, *ingest_fastf1.ASSETS, *features.ASSETS),
     partitions_def=races_partitions,
     description="Everything per race: the main job. Backfill a season with the range 2023-01...2023-22.",
+    tags={"dagster/max_runtime": 3600},  # a race at a 200/h budget needs ~20 requests; FastF1 minutes
 )
 
 defs = dg.Definitions(

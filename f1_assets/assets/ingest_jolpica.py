@@ -7,6 +7,7 @@ Data provided by Jolpica/Ergast. Loaded by `f1_assets.definitions`.
 
 import datetime as dt
 import hashlib
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -44,6 +45,10 @@ KINDS = {"python", "pandas", "sql"}
 RACE_DONE_AFTER = dt.timedelta(hours=4)
 TRANSIENT_RETRIES = 3
 
+# Unexpected errors (a database blip) retry with backoff and jitter; data errors raise
+# Failure(allow_retries=False) and upstream trouble RetryRequested, so neither goes through this policy.
+RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
 ERA_START = {
     # endpoint: (first season upstream has it, why earlier races are empty)
     "qualifying": (1994, "Jolpica has qualifying results from 1994 on"),
@@ -71,9 +76,11 @@ def _fetch(client: JolpicaClient, path: str, settled: bool) -> FetchResult:
     try:
         return client.fetch(path, settled=settled)
     except RateBudgetExhausted as exc:
-        raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=exc.seconds_to_wait) from exc
+        # jitter: the runs of a backfill that hit the budget together must not come back together
+        wait = exc.seconds_to_wait * random.uniform(1.0, 1.2)
+        raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=wait) from exc
     except JolpicaTransientError as exc:
-        wait = 600 if exc.status == 429 else 60
+        wait = (600 if exc.status == 429 else 60) * random.uniform(0.8, 1.2)
         raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=wait) from exc
     except JolpicaResponseError as exc:
         raise dg.Failure(description=str(exc), metadata={"url": exc.url}, allow_retries=False) from exc
@@ -141,6 +148,7 @@ def prefetch_season_tables(client: JolpicaClient, season: int, schedule: pd.Data
     group_name=GROUP,
     kinds=KINDS,
     pool="jolpica",
+    retry_policy=RETRY_POLICY,
     description="Season schedule (raw races). Registers the `races` partitions of races that have run, "
     "in chronological order. Data provided by Jolpica/Ergast.",
     check_specs=[dg.AssetCheckSpec("row_count_matches_upstream", asset="raw_races")],
@@ -334,7 +342,8 @@ def _result(df: pd.DataFrame, metadata: dict, fetched: FetchResult | None, check
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version), check_results=checks)
 
 
-_RACE_ASSET = dict(partitions_def=races_partitions, group_name=GROUP, kinds=KINDS, pool="jolpica")
+_RACE_ASSET = dict(partitions_def=races_partitions, group_name=GROUP, kinds=KINDS, pool="jolpica",
+                   retry_policy=RETRY_POLICY)
 
 
 @dg.asset(**_RACE_ASSET, description=RACE_TABLES["raw_results"].description,
