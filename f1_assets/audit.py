@@ -19,6 +19,7 @@ from typing import Any
 
 import dagster as dg
 
+from f1_assets import settings
 from f1_assets.resources.storage import WarehouseResource
 
 AUDIT_TABLE = "pipeline_audit_log"
@@ -34,8 +35,8 @@ _REPO = Path(__file__).resolve().parents[1]
 @functools.cache
 def git_commit_sha() -> str | None:
     """The commit of the running code: F1_GIT_SHA (set in images without .git), else `git rev-parse`."""
-    if os.environ.get("F1_GIT_SHA"):
-        return os.environ["F1_GIT_SHA"]
+    if settings.git_sha():
+        return settings.git_sha()
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):

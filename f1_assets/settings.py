@@ -51,6 +51,11 @@ def fastf1_schedule_url() -> str:
     return _get("F1_FASTF1_SCHEDULE_URL") or DEFAULT_FASTF1_SCHEDULE_URL
 
 
+def git_sha() -> str | None:
+    """The deployed commit, for images built without .git (the audit log records it)."""
+    return _get("F1_GIT_SHA")
+
+
 def _int(name: str, default: int) -> int:
     raw = _get(name)
     if raw is None:
