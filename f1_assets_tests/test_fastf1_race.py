@@ -118,3 +118,34 @@ def test_cache_lives_where_configured(baku, tmp_path_factory):
     import fastf1
 
     assert "fastf1-cache" in str(fastf1.Cache._CACHE_DIR)  # never ~/.cache/fastf1
+
+
+def test_lap_features_carry_fastf1_compounds_and_safety_cars(rows, data_dir):
+    """lap_features for real Baku 2018: compounds as FastF1 reports them, safety-car laps flagged.
+
+    Jolpica's Baku laps are not recorded (only lap 1), so raw_laps are the same timings in Jolpica's
+    shape: driver, lap, lap time, running position from cumulative time."""
+    from f1_assets.transforms import jolpica
+    from f1_assets.transforms.features import build_lap_features
+
+    path = data_dir / "jolpica" / "2018@4@results.json"
+    results = jolpica.parse_results([(str(path), json.loads(path.read_text()))])
+    laps = rows[["season", "round", "driver_id", "lap_number", "lap_time_ms"]].copy()
+    laps["lap_time_ms"] = laps["lap_time_ms"].fillna(0)
+    cumulative = laps.sort_values("lap_number").groupby("driver_id")["lap_time_ms"].cumsum()
+    laps["position"] = cumulative.groupby(laps["lap_number"]).rank(method="first").astype("Int64")
+    laps["lap_time_ms"] = rows["lap_time_ms"]
+    race = {"season": 2018, "round": 4, "race_date": "2018-04-29", "circuit_id": "baku"}
+    features = build_lap_features(race, results, laps, jolpica.parse_pit_stops([]), rows)
+
+    assert len(features) == len(rows) == 848
+    merged = features.merge(rows, on=["driver_id", "lap_number"], suffixes=("", "_ff1"))
+    assert len(merged) == 848
+    reported = merged["compound"].fillna("UNKNOWN")
+    assert (merged["tire_compound"] == reported).all()
+    assert {"ULTRASOFT", "SUPERSOFT", "SOFT"} <= set(merged["tire_compound"])
+    assert (merged["stint"] == merged["stint_ff1"]).all()
+    sc_laps = set(merged.loc[merged["safety_car"].fillna(False).astype(bool), "lap_number"])
+    assert set(range(1, 6)) | set(range(40, 48)) <= sc_laps <= set(range(1, 6)) | set(range(38, 48))
+    flagged = merged["outlier_reason"].fillna("").str.contains("safety_car")
+    assert (flagged == merged["safety_car"].fillna(False).astype(bool)).all()
