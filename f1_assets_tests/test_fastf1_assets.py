@@ -1,6 +1,6 @@
 """Materialize `fastf1_laps` and `raw_telemetry` for 2018-04 on DuckDB and PostgreSQL, and bad input.
 
-FastF1 reads the real Baku 2018 race from the local recorded-upstreams server; the warehouse is a
+FastF1 reads the real Baku 2018 race from the local recorded-recorded_upstreams server; the warehouse is a
 temp DuckDB file or a throw-away schema on the local PostgreSQL; the blob store a temp directory.
 Bad input (a missing stream, an empty session, a malformed jsonStream line) fails with a clear
 message and leaves the previous Parquet and warehouse rows as they were.
@@ -27,28 +27,19 @@ RACE_DIR = "/livetiming/static/2018/2018-04-29_Azerbaijan_Grand_Prix/2018-04-29_
 
 
 @pytest.fixture(scope="module")
-def data_dir(shared_data):  # conftest: ../shared/data, skip (or fail under F1_REQUIRE_SHARED_DATA=1)
-    return shared_data
-
-
-@pytest.fixture(scope="module")
-def upstreams(recorded_upstreams):
-    return recorded_upstreams
-
-
-@pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("fastf1-cache")
 
 
-def fastf1_resource(upstreams, cache_dir) -> FastF1Resource:
-    return FastF1Resource(livetiming_url=upstreams.livetiming_url, schedule_url=upstreams.schedule_url,
-                          jolpica_url=upstreams.jolpica_url, cache_dir=str(cache_dir))
+def fastf1_resource(recorded_upstreams, cache_dir) -> FastF1Resource:
+    return FastF1Resource(livetiming_url=recorded_upstreams.livetiming_url,
+                          schedule_url=recorded_upstreams.schedule_url,
+                          jolpica_url=recorded_upstreams.jolpica_url, cache_dir=str(cache_dir))
 
 
-def jolpica_results(data_dir) -> pd.DataFrame:
+def jolpica_results(shared_data) -> pd.DataFrame:
     """raw_results rows for 2018-04 from the recorded Jolpica response (what the Jolpica asset writes)."""
-    page = json.loads((data_dir / "jolpica" / "2018@4@results.json").read_text())
+    page = json.loads((shared_data / "jolpica" / "2018@4@results.json").read_text())
     rows = []
     for order, r in enumerate(page["MRData"]["RaceTable"]["Races"][0]["Results"], start=1):
         rows.append({
@@ -83,13 +74,13 @@ def materialization(result, key: str) -> dict:
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "postgres"])
-def test_materialize_baku(backend, upstreams, shared_cache, data_dir, tmp_path, request):
+def test_materialize_baku(backend, recorded_upstreams, shared_cache, shared_data, tmp_path, request):
     url = f"duckdb:///{tmp_path / 'w.duckdb'}" if backend == "duckdb" else request.getfixturevalue("module_pg_url")
     wh = WarehouseResource(url=url).get()
-    wh.replace_partition("raw_results", jolpica_results(data_dir), {"season": 2018, "round": 4})
+    wh.replace_partition("raw_results", jolpica_results(shared_data), {"season": 2018, "round": 4})
     assert CHECKS == [] and len(ASSETS) == 2
 
-    result = materialize(ASSETS, fastf1_resource(upstreams, shared_cache), url, tmp_path / "blobs")
+    result = materialize(ASSETS, fastf1_resource(recorded_upstreams, shared_cache), url, tmp_path / "blobs")
     assert result.success
     laps_md = materialization(result, "fastf1_laps")
     assert laps_md["dagster/row_count"] == 848 and laps_md["drivers"] == 20
@@ -113,7 +104,7 @@ def test_materialize_baku(backend, upstreams, shared_cache, data_dir, tmp_path, 
     assert len(checks) == 8
 
     # a re-run leaves the same rows
-    again = materialize(ASSETS[:1], fastf1_resource(upstreams, shared_cache), url, tmp_path / "blobs")
+    again = materialize(ASSETS[:1], fastf1_resource(recorded_upstreams, shared_cache), url, tmp_path / "blobs")
     assert again.success and wh.count("fastf1_laps", {"season": 2018, "round": 4}) == 848
 
 
@@ -129,24 +120,24 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_keeps_what_is_stored(case, upstreams, shared_cache, data_dir, tmp_path):
+def test_bad_input_keeps_what_is_stored(case, recorded_upstreams, shared_cache, shared_data, tmp_path):
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
     blobs = tmp_path / "blobs"
-    assert materialize(ASSETS[:1], fastf1_resource(upstreams, shared_cache), url, blobs).success
+    assert materialize(ASSETS[:1], fastf1_resource(recorded_upstreams, shared_cache), url, blobs).success
     before = (blobs / laps_blob_key(BAKU)).read_bytes()
 
     overrides, message = BAD_INPUTS[case]
     if overrides is None:  # corrupt one line in the middle of TimingAppData
-        lines = (data_dir / "livetiming" / RACE_DIR.removeprefix("/livetiming/static/")
+        lines = (shared_data / "livetiming" / RACE_DIR.removeprefix("/livetiming/static/")
                  / "TimingAppData.jsonStream").read_bytes().split(b"\r\n")
         lines[5] = lines[5][:12] + b'{"Lines": {"44": {"Stints"'
         overrides = {RACE_DIR + "TimingAppData.jsonStream": b"\r\n".join(lines)}
-    upstreams.overrides.update(overrides)
+    recorded_upstreams.overrides.update(overrides)
     try:  # a fresh cache: the shared one would answer from the good responses
-        result = materialize(ASSETS[:1], fastf1_resource(upstreams, tmp_path / "cache"), url, blobs,
+        result = materialize(ASSETS[:1], fastf1_resource(recorded_upstreams, tmp_path / "cache"), url, blobs,
                              raise_on_error=False)
     finally:
-        upstreams.overrides.clear()
+        recorded_upstreams.overrides.clear()
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     text = failure.event_specific_data.error.message + str(failure.event_specific_data.user_failure_data)
@@ -184,9 +175,9 @@ class GeneratedTelemetry(FastF1Resource):
         return LoadedRace(race=race, session=session)
 
 
-def test_raw_telemetry_with_generated_data(tmp_path, data_dir):
+def test_raw_telemetry_with_generated_data(tmp_path, shared_data):
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
-    WarehouseResource(url=url).get().replace_partition("raw_results", jolpica_results(data_dir),
+    WarehouseResource(url=url).get().replace_partition("raw_results", jolpica_results(shared_data),
                                                        {"season": 2018, "round": 4})
     result = materialize(ASSETS[1:], GeneratedTelemetry(), url, tmp_path / "blobs")
     md = materialization(result, "raw_telemetry")

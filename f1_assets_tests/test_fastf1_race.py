@@ -21,28 +21,18 @@ SAFETY_CAR_LAPS = [*range(1, 6), *range(38, 48)]  # DESIGN.md: SC on laps 1–5 
 SC_FOR_EVERY_RUNNER = [*range(1, 6), *range(40, 48)]
 
 
-def resource_for(upstreams, cache_dir) -> FastF1Resource:
+def resource_for(recorded_upstreams, cache_dir) -> FastF1Resource:
     return FastF1Resource(
-        livetiming_url=upstreams.livetiming_url,
-        schedule_url=upstreams.schedule_url,
-        jolpica_url=upstreams.jolpica_url,
+        livetiming_url=recorded_upstreams.livetiming_url,
+        schedule_url=recorded_upstreams.schedule_url,
+        jolpica_url=recorded_upstreams.jolpica_url,
         cache_dir=str(cache_dir),
     )
 
 
 @pytest.fixture(scope="module")
-def data_dir(shared_data):  # conftest: ../shared/data, skip (or fail under F1_REQUIRE_SHARED_DATA=1)
-    return shared_data
-
-
-@pytest.fixture(scope="module")
-def upstreams(recorded_upstreams):
-    return recorded_upstreams
-
-
-@pytest.fixture(scope="module")
-def baku(upstreams, tmp_path_factory):
-    return resource_for(upstreams, tmp_path_factory.mktemp("fastf1-cache")).load_race(BAKU)
+def baku(recorded_upstreams, tmp_path_factory):
+    return resource_for(recorded_upstreams, tmp_path_factory.mktemp("fastf1-cache")).load_race(BAKU)
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +41,14 @@ def rows(baku):
 
 
 @pytest.fixture(scope="module")
-def jolpica_results(data_dir):
-    page = json.loads((data_dir / "jolpica" / "2018@4@results.json").read_text())
+def jolpica_results(shared_data):
+    page = json.loads((shared_data / "jolpica" / "2018@4@results.json").read_text())
     return page["MRData"]["RaceTable"]["Races"][0]["Results"]
 
 
-def test_loads_through_the_local_server_only(baku, upstreams):
+def test_loads_through_the_local_server_only(baku, recorded_upstreams):
     assert baku.missing_streams == ()
-    asked = set(upstreams.requests)
+    asked = set(recorded_upstreams.requests)
     assert "/schedule/schedule_2018.json" in asked and "/jolpica/2018/4/results.json" in asked
     assert any(p.endswith("/2018-04-29_Race/TimingData.jsonStream") for p in asked)
 
@@ -105,11 +95,11 @@ def test_safety_car_laps_carry_track_status_4(rows):
     assert not green["track_status"].str.contains("4").any()
 
 
-def test_before_2018_no_request(upstreams, tmp_path):
-    before = len(upstreams.requests)
+def test_before_2018_no_request(recorded_upstreams, tmp_path):
+    before = len(recorded_upstreams.requests)
     with pytest.raises(FastF1Unavailable, match="no FastF1 data before 2018"):
-        resource_for(upstreams, tmp_path).load_race(parse_race_key("2017-04"))
-    assert len(upstreams.requests) == before
+        resource_for(recorded_upstreams, tmp_path).load_race(parse_race_key("2017-04"))
+    assert len(recorded_upstreams.requests) == before
     assert not any(tmp_path.iterdir())  # not even the cache was touched
 
 
@@ -120,7 +110,7 @@ def test_cache_lives_where_configured(baku, tmp_path_factory):
     assert "fastf1-cache" in str(fastf1.Cache._CACHE_DIR)  # never ~/.cache/fastf1
 
 
-def test_lap_features_carry_fastf1_compounds_and_safety_cars(rows, data_dir):
+def test_lap_features_carry_fastf1_compounds_and_safety_cars(rows, shared_data):
     """lap_features for real Baku 2018: compounds as FastF1 reports them, safety-car laps flagged.
 
     Jolpica's Baku laps are not recorded (only lap 1), so raw_laps are the same timings in Jolpica's
@@ -128,7 +118,7 @@ def test_lap_features_carry_fastf1_compounds_and_safety_cars(rows, data_dir):
     from f1_assets.transforms import jolpica
     from f1_assets.transforms.features import build_lap_features
 
-    path = data_dir / "jolpica" / "2018@4@results.json"
+    path = shared_data / "jolpica" / "2018@4@results.json"
     results = jolpica.parse_results([(str(path), json.loads(path.read_text()))])
     laps = rows[["season", "round", "driver_id", "lap_number", "lap_time_ms"]].copy()
     laps["lap_time_ms"] = laps["lap_time_ms"].fillna(0)
