@@ -327,9 +327,8 @@ def _rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
         has_nulls = bool(series.isna().any())
         if series.dtype.kind in "biuf" and not has_nulls:
             columns.append(series.to_numpy().tolist())
-        elif series.dtype.kind == "M":
-            values = series.dt.to_pydatetime().tolist()
-            columns.append([None if v is pd.NaT else v for v in values] if has_nulls else values)
+        elif series.dtype.kind == "M":  # few per table (updated_at): per value is fine
+            columns.append([None if v is pd.NaT else v.to_pydatetime() for v in series])
         elif series.dtype.kind == "O" and pd.api.types.infer_dtype(series, skipna=True) in _PLAIN:
             values = series.tolist()
             columns.append([None if v is None or v != v else v for v in values] if has_nulls else values)
