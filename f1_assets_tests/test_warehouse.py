@@ -130,3 +130,32 @@ def test_concurrent_writers_of_one_partition_never_mix_on_postgres(pg_url):
     marker = int(final["lap_time_ms"].iloc[0]) - 90_000
     assert len(final) == 2000 + marker * 20  # exactly one writer's rows, no duplicates
     assert not final.duplicated(["driver_id", "lap_number"]).any()
+
+
+DUCKDB_WRITER = textwrap.dedent(
+    """
+    import sys, pandas as pd
+    from f1_assets.storage.warehouse import warehouse_from_url
+    url, rnd = sys.argv[1], int(sys.argv[2])
+    wh = warehouse_from_url(url)
+    for i in range(15):
+        n = 500 + i
+        df = pd.DataFrame({"season": 2023, "round": rnd, "driver_id": [f"d{j % 20}" for j in range(n)],
+                           "lap_number": [j // 20 + 1 for j in range(n)],
+                           "position": pd.array([j % 20 + 1 for j in range(n)], dtype="Int64"),
+                           "lap_time_ms": pd.array([90_000] * n, dtype="Int64")})
+        wh.replace_partition("raw_laps", df, {"season": 2023, "round": rnd})
+    """
+)
+
+
+def test_duckdb_writers_in_several_processes_take_turns(duckdb_url):
+    """The embedded default under the multiprocess executor: one file, one writer at a time."""
+    warehouse_from_url(duckdb_url).apply_schema()
+    procs = [subprocess.Popen([sys.executable, "-c", DUCKDB_WRITER, duckdb_url, str(rnd)], stderr=subprocess.PIPE,
+                              text=True) for rnd in (1, 2, 3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err[-2000:]
+    wh = warehouse_from_url(duckdb_url)
+    assert [wh.count("raw_laps", {"season": 2023, "round": r}) for r in (1, 2, 3)] == [514, 514, 514]
