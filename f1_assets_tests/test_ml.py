@@ -164,6 +164,8 @@ def test_splits_and_profiles_follow_the_boundaries(warehouse_url: str, races, in
     meta = _meta(result)
     assert meta["train"]["dagster/row_count"] == ROWS[BAHRAIN] and meta["train"]["race_ids"] == [BAHRAIN]
     assert meta["validation"]["dagster/row_count"] == 0 and meta["validation"]["races"] == 0
+    view_columns = [c.name for c in meta["test"]["dagster/column_schema"].columns]
+    assert view_columns == warehouse_from_url(warehouse_url).columns("lap_features")
     assert meta["test"]["dagster/row_count"] == ROWS[BRITISH] and meta["test"]["race_ids"] == [BRITISH]
     assert meta["test"]["upper_bound"] == "open" and meta["train"]["upper_bound"] == "2023-03-31"
     checks = _checks(result)

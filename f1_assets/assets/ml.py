@@ -342,6 +342,7 @@ def split_views(context: dg.AssetExecutionContext, config: SplitConfig,
     wh = warehouse.get()
     texts = create_split_views(wh, bounds)
     summary = split_summary(wh)
+    columns = table_schema(wh.query(f"SELECT * FROM {wh.quote(SPLITS[0])} LIMIT 0"))  # the views share them
     context.log.info(f"split views on {wh.kind}: {bounds.as_dict()}")
     for split, (lo, hi) in bounds.ranges().items():
         s = summary[summary["split"] == split]
@@ -351,6 +352,7 @@ def split_views(context: dg.AssetExecutionContext, config: SplitConfig,
             asset_key=split,
             metadata={
                 "dagster/row_count": int(s["n_rows"].sum()),
+                "dagster/column_schema": columns,
                 "races": len(s),
                 "race_ids": dg.MetadataValue.json(sorted(s["race_id"].astype(str))[:200]),
                 "first_race_date": first.isoformat() if first else None,
