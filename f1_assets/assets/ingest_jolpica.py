@@ -321,14 +321,6 @@ def _drivers_in_results_check(asset: str, df: pd.DataFrame, results: pd.DataFram
     )
 
 
-def _starters(results: pd.DataFrame) -> int:
-    """Cars that started: classified rows minus non-starters (DNS/withdrawn/DNQ)."""
-    if results.empty:
-        return 0
-    non_start = results["status"].str.contains("Did not|Withdrew|not qualify|Not classified", case=False, regex=True)
-    return int(len(results) - (non_start & results["laps"].eq(0)).sum())
-
-
 def _results_for(warehouse: WarehouseResource, key: RaceKey) -> pd.DataFrame:
     return warehouse.get().read_partition("raw_results", {"season": key.season, "round": key.round})
 
@@ -406,7 +398,7 @@ def raw_laps(context: dg.AssetExecutionContext, jolpica: JolpicaResource, wareho
     bad_times = df[df["lap_time_ms"].notna() & (df["lap_time_ms"] <= 0)]
     return _result(df, metadata, fetched, [
         _row_count_check(spec.asset, len(df), fetched),
-        _positions_check(spec.asset, df, _starters(results)),
+        _positions_check(spec.asset, df, parse.starters(results)),
         _drivers_in_results_check(spec.asset, df, results),
         dg.AssetCheckResult(
             asset_key=spec.asset, check_name="lap_times_positive", passed=bad_times.empty,

@@ -26,11 +26,11 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pa
 
+from f1_assets.transforms.jolpica import starters
+
 MAX_KEYS = 20
 LAP_KEY = ["season", "round", "driver_id", "lap_number"]
 TELEMETRY_KEY = ["season", "round", "driver_number", "lap_number"]
-NOT_STARTED_STATUS = {"Did not start", "Withdrawn", "Did not qualify", "Did not prequalify"}
-NOT_STARTED_TEXT = {"W", "F"}
 FASTF1_ONLY_COLUMNS = ("track_status", "safety_car")
 # columns NULL by design on most rows: not a completeness matter
 COMPLETENESS_EXEMPT = ("outlier_reason",)
@@ -151,16 +151,6 @@ def check_fuel_range(lap_features: pd.DataFrame, lo: float = 0.0, hi: float = 15
     f = lap_features["fuel_remaining"]
     bad = lap_features[f.notna() & ((f < lo) | (f > hi))]
     return _outcome("fuel_range", "ERROR", f"fuel_remaining in [{lo}, {hi}] kg", bad, len(lap_features), LAP_KEY)
-
-
-def starters(results: pd.DataFrame) -> int:
-    """Cars that started: a grid slot (grid not NULL, 0 = pit lane) and not withdrawn/DNS/DNQ."""
-    took_part = (
-        results["grid"].notna()
-        & ~results["position_text"].isin(NOT_STARTED_TEXT)
-        & ~results["status"].isin(NOT_STARTED_STATUS)
-    )
-    return int(took_part.sum())
 
 
 def check_position_range(lap_features: pd.DataFrame, results: pd.DataFrame) -> CheckOutcome:

@@ -378,6 +378,21 @@ PARSERS: dict[str, Callable[[Sequence[Page]], pd.DataFrame]] = {
 }
 
 
+NOT_STARTED_STATUS = {"Did not start", "Withdrawn", "Did not qualify", "Did not prequalify"}
+NOT_STARTED_TEXT = {"W", "F"}
+
+
+def starters(results: pd.DataFrame) -> int:
+    """Cars that started (the upper bound of any position): a grid slot (grid not NULL, 0 = pit lane)
+    and not withdrawn/DNS/DNQ. Era-independent: 30+ starters in the 1950s are fine."""
+    took_part = (
+        results["grid"].notna()
+        & ~results["position_text"].isin(NOT_STARTED_TEXT)
+        & ~results["status"].isin(NOT_STARTED_STATUS)
+    )
+    return int(took_part.sum())
+
+
 def lap_coverage(laps: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """Per result driver: laps completed (results) vs lap timings held (laps), and whether complete.
 
