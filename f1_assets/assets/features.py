@@ -13,11 +13,10 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from f1_assets.assets.metadata import table_schema
+from f1_assets.assets.metadata import check_result, table_schema
 from f1_assets.checks.features import (
     LAP_FEATURE_CHECK_NAMES,
     TELEMETRY_FEATURE_CHECK_NAMES,
-    CheckOutcome,
     lap_feature_checks,
     telemetry_feature_checks,
 )
@@ -28,30 +27,11 @@ from f1_assets.transforms.features import build_lap_features, build_telemetry_fe
 
 TELEMETRY_KEY = "telemetry/season={season:04d}/round={round:02d}/telemetry.parquet"
 
-_SEVERITY = {"ERROR": dg.AssetCheckSeverity.ERROR, "WARN": dg.AssetCheckSeverity.WARN}
-
-
 def _check_specs(asset: str, names: dict[str, tuple[str, str]]) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(name, asset=asset, description=f"{description} (severity {severity})")
         for name, (severity, description) in names.items()
     ]
-
-
-def _meta_value(value: Any) -> Any:
-    if isinstance(value, (list, dict, tuple)):
-        return dg.MetadataValue.json(value)
-    return value
-
-
-def _check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        check_name=outcome.name,
-        passed=outcome.passed,
-        severity=_SEVERITY[outcome.severity],
-        description=outcome.description,
-        metadata={k: _meta_value(v) for k, v in outcome.metadata.items()},
-    )
 
 
 def _read_optional(warehouse: Any, table: str, partition: dict[str, int]) -> pd.DataFrame | None:
@@ -96,7 +76,7 @@ def lap_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                 plots.lap_time_distribution_png(frame, title=f"{key.key} lap times"), f"{key.key} lap times"))}
                if n else {}),
         },
-        check_results=[_check_result(o) for o in outcomes],
+        check_results=[check_result(o) for o in outcomes],
     )
 
 
@@ -137,7 +117,7 @@ def telemetry_features(
     if reason:
         metadata["empty_reason"] = reason
     return dg.MaterializeResult(
-        metadata=metadata, check_results=[_check_result(o) for o in telemetry_feature_checks(frame)]
+        metadata=metadata, check_results=[check_result(o) for o in telemetry_feature_checks(frame)]
     )
 
 

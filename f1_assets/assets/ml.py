@@ -25,7 +25,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from f1_assets.assets.metadata import table_schema
+from f1_assets.assets.metadata import check_result, table_schema
 from f1_assets.resources.storage import WarehouseResource
 from f1_assets.storage.warehouse import Warehouse, WarehouseError
 from f1_assets.transforms import plots
@@ -284,13 +284,6 @@ SPLIT_CHECK_SPECS = [
                       description="Every lap_features row is in exactly one split: rows in several splits "
                                   "fail (ERROR); rows outside all splits are reported (WARN)."),
 ]
-_SEVERITY = {"ERROR": dg.AssetCheckSeverity.ERROR, "WARN": dg.AssetCheckSeverity.WARN}
-
-
-def _meta(value: Any) -> Any:
-    return dg.MetadataValue.json(value) if isinstance(value, (list, dict, tuple)) else value
-
-
 def _latest_bounds(instance: dg.DagsterInstance) -> tuple[SplitBounds, str]:
     event = instance.get_latest_materialization_event(dg.AssetKey("train"))
     if event is not None and event.asset_materialization is not None:
@@ -315,11 +308,7 @@ def split_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseRes
                                       metadata={"missing_views": dg.MetadataValue.json(missing)})
         return
     for o in evaluate_split_checks(split_summary(wh), split_coverage(wh), bounds):
-        yield dg.AssetCheckResult(
-            asset_key=dg.AssetKey(o.asset), check_name=o.name, passed=o.passed, severity=_SEVERITY[o.severity],
-            description=o.description,
-            metadata={**{k: _meta(v) for k, v in o.metadata.items()}, "bounds_from": source},
-        )
+        yield check_result(o, asset_key=o.asset, bounds_from=source)
 
 
 # -------------------------------------------------------------------------------------- splits
