@@ -119,35 +119,34 @@ class JolpicaClient:
     def fetch(self, path: str, settled: bool) -> FetchResult:
         """All pages of `{base}{path}.json`; from the archive when `settled` and archived."""
         result = FetchResult(path=path, pages=[], total=0)
-        first = self._page(path, 0, settled, result)
-        total = page_total(self._url(path, 0), first)
-        result.pages.append((self._url(path, 0), first))
-        pages_needed = max(1, math.ceil(total / PAGE_LIMIT))
-        for index in range(1, pages_needed):
-            offset = index * PAGE_LIMIT
-            payload = self._page(path, offset, settled, result)
-            result.pages.append((self._url(path, offset), payload))
-            if pages_needed > 2:
-                self.log(f"{path}: fetched page {index + 1} of {pages_needed}")
-        result.total = total
-        result.payload_hash = _payload_hash(result.pages)
-        return result
+        return self._collect(result, lambda offset: self._page(path, offset, settled, result))
 
     def fetch_archived(self, path: str) -> FetchResult | None:
         """All pages of an endpoint from the archive alone (no request), or None if any is missing."""
-        first = self._archived(path, 0)
+        result = FetchResult(path=path, pages=[], total=0)
+        if self._collect(result, lambda offset: self._archived(path, offset)) is None:
+            return None
+        result.archive_hits = len(result.pages)
+        self.stats.archive_hits += len(result.pages)
+        return result
+
+    def _collect(self, result: FetchResult, page: Callable[[int], dict[str, Any] | None]) -> FetchResult | None:
+        """Page through `result.path` with `page(offset)` until MRData.total; None when a page is missing."""
+        first = page(0)
         if first is None:
             return None
-        total = page_total(self._url(path, 0), first)
-        pages = [(self._url(path, 0), first)]
-        for index in range(1, max(1, math.ceil(total / PAGE_LIMIT))):
-            payload = self._archived(path, index * PAGE_LIMIT)
+        result.total = page_total(self._url(result.path, 0), first)
+        result.pages.append((self._url(result.path, 0), first))
+        pages_needed = max(1, math.ceil(result.total / PAGE_LIMIT))
+        for index in range(1, pages_needed):
+            payload = page(index * PAGE_LIMIT)
             if payload is None:
                 return None
-            pages.append((self._url(path, index * PAGE_LIMIT), payload))
-        self.stats.archive_hits += len(pages)
-        return FetchResult(path=path, pages=pages, total=total, archive_hits=len(pages),
-                           payload_hash=_payload_hash(pages))
+            result.pages.append((self._url(result.path, index * PAGE_LIMIT), payload))
+            if pages_needed > 2:
+                self.log(f"{result.path}: page {index + 1} of {pages_needed}")
+        result.payload_hash = _payload_hash(result.pages)
+        return result
 
     def close(self) -> None:
         self._session.close()
