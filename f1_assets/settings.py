@@ -8,6 +8,7 @@ set up, never at import time, so tests and `dagster dev` can change it per proce
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 DEFAULT_JOLPICA_URL = "https://api.jolpi.ca/ergast/f1/"
@@ -16,6 +17,26 @@ DEFAULT_LIVETIMING_URL = "https://livetiming.formula1.com/"
 DEFAULT_FASTF1_SCHEDULE_URL = "https://raw.githubusercontent.com/theOehrly/f1schedule/master/"
 DEFAULT_HOURLY_BUDGET = 200
 DEFAULT_SETTLE_DAYS = 14
+
+
+class ConfigError(ValueError):
+    """A setting that can never work as given (a malformed URL, a non-number, a negative budget, an
+    unwritable F1_HOME). It names the variable; callers fail at once and never retry it."""
+
+
+# userinfo in anything URL-like, whether or not the URL parses: `scheme://user:secret@host`,
+# `user:secret@host` after a mistyped scheme, `//user:secret@host`. Only the password is masked.
+_USERINFO = re.compile(r"(?P<user>[A-Za-z0-9._~%!$&'()*+,;=-]*):(?P<secret>[^\s@/:'\"]+)@(?=[A-Za-z0-9\[._-])")
+
+
+_KEYWORD_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd)(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|[^\s&;,]+)")
+
+
+def redact(text: object) -> str:
+    """`text` with every URL password (and `password=…` of a libpq conninfo) replaced by `***`;
+    user names and hosts stay readable."""
+    masked = _USERINFO.sub(lambda m: f"{m.group('user')}:***@", str(text))
+    return _KEYWORD_PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}***", masked)
 
 
 def _get(name: str) -> str | None:
