@@ -29,6 +29,23 @@ class WarehouseError(RuntimeError):
     pass
 
 
+class ShrinkRefused(WarehouseError):
+    """A new version of a partition has fewer rows than the stored one; nothing was written."""
+
+    def __init__(self, table: str, partition: Mapping[str, Any], stored: int, new: int):
+        self.table, self.partition, self.stored, self.new = table, dict(partition), stored, new
+        where = ", ".join(f"{k}={v}" for k, v in partition.items()) or "whole table"
+        super().__init__(
+            f"{table} ({where}): the new version has {new} rows, fewer than the {stored} stored; "
+            "the stored rows are kept and nothing was written (run with tag f1/allow_shrink=true to accept it)"
+        )
+
+
+def _refuse_shrink(table: str, partition: Mapping[str, Any], stored: int, new: int, allow_shrink: bool) -> None:
+    if not allow_shrink and new < stored:
+        raise ShrinkRefused(table, partition, stored, new)
+
+
 def schema_sql(postgres: bool) -> str:
     text = _schema_text()
     if postgres:
@@ -75,10 +92,14 @@ class Warehouse(ABC):
         """The table's column names in table order."""
 
     @abstractmethod
-    def replace_partition(self, table: str, df: pd.DataFrame, partition: Mapping[str, Any]) -> int:
+    def replace_partition(
+        self, table: str, df: pd.DataFrame, partition: Mapping[str, Any], *, allow_shrink: bool = True
+    ) -> int:
         """Replace the rows of `table` whose columns equal `partition` with `df`, atomically.
 
-        An empty `partition` replaces the whole table (unpartitioned assets)."""
+        An empty `partition` replaces the whole table (unpartitioned assets). With
+        `allow_shrink=False`, a frame with fewer rows than the partition holds raises `ShrinkRefused`
+        inside the same transaction (counted under the partition's lock), leaving the stored rows."""
 
     @abstractmethod
     def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
@@ -183,7 +204,9 @@ class DuckDBWarehouse(Warehouse):
             ).fetchall()
         return [r[0] for r in rows]
 
-    def replace_partition(self, table: str, df: pd.DataFrame, partition: Mapping[str, Any]) -> int:
+    def replace_partition(
+        self, table: str, df: pd.DataFrame, partition: Mapping[str, Any], *, allow_shrink: bool = True
+    ) -> int:
         self._ensure_schema()
         frame = self._frame_for(table, df, partition)
         cols = ", ".join(self.quote(c) for c in frame.columns)
@@ -191,6 +214,10 @@ class DuckDBWarehouse(Warehouse):
         with self._connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
+                if not allow_shrink:
+                    (stored,) = con.execute(f"SELECT COUNT(*) FROM {self.quote(table)} WHERE {where}",
+                                            list(partition.values())).fetchone()
+                    _refuse_shrink(table, partition, int(stored), len(frame), allow_shrink)
                 con.execute(f"DELETE FROM {self.quote(table)} WHERE {where}", list(partition.values()))
                 if len(frame):
                     con.register("_f1_staging", frame)
@@ -276,7 +303,9 @@ class PostgresWarehouse(Warehouse):
     def columns(self, table: str) -> list[str]:
         return [name for name, _ in self._column_types(table)]
 
-    def replace_partition(self, table: str, df: pd.DataFrame, partition: Mapping[str, Any]) -> int:
+    def replace_partition(
+        self, table: str, df: pd.DataFrame, partition: Mapping[str, Any], *, allow_shrink: bool = True
+    ) -> int:
         from psycopg import sql
 
         frame = self._frame_for(table, df, partition)
@@ -290,6 +319,10 @@ class PostgresWarehouse(Warehouse):
         with self.connect() as conn:
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key])
+                if not allow_shrink:
+                    cur.execute(sql.SQL("SELECT COUNT(*) FROM {} WHERE {}").format(ident, where),
+                                list(partition.values()))
+                    _refuse_shrink(table, partition, int(cur.fetchone()[0]), len(frame), allow_shrink)
                 cur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(ident, where), list(partition.values()))
                 if len(frame):
                     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
