@@ -69,7 +69,7 @@ RAW_LAPS = pa.DataFrameSchema(
         "driver_id": pa.Column(str),
         "lap_number": pa.Column("int64", pa.Check.ge(1)),
         "position": pa.Column("Int64", pa.Check.ge(1), nullable=True),
-        "lap_time_ms": pa.Column("Int64", nullable=True),
+        "lap_time_ms": pa.Column("Int64", pa.Check.gt(0), nullable=True),  # `0:00.000` is no lap time
     },
     unique=["season", "round", "driver_id", "lap_number"],
 )

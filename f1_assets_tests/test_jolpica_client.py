@@ -41,7 +41,10 @@ def test_pages_until_total_and_merges_split_laps(tmp_path):
         assert len(laps) == 120
         assert laps.groupby("driver_id").size().tolist() == [40, 40, 40]  # lap 34 straddles the pages
         assert laps[laps.lap_number == 34]["driver_id"].tolist() == ["alpha", "bravo", "charlie"]
-        # archived by URL; a settled re-fetch reads only the archive
+        # nothing is archived until the caller accepts the pages; then by URL, and a settled re-fetch
+        # reads only the archive
+        assert client.archive.list("jolpica") == []
+        assert client.archive_accepted(fetched) == 2
         server.reset_counts()
         again = client.fetch(f"{SEASON}/3/laps", settled=True)
         assert again.requests == 0 and again.archive_hits == 2 and server.state.requests == []

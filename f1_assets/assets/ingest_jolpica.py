@@ -33,10 +33,11 @@ from f1_assets.resources.jolpica import (
     JolpicaResource,
     JolpicaResponseError,
     JolpicaTransientError,
+    JolpicaUnreachable,
 )
 from f1_assets.resources.rate_budget import RateBudgetExhausted
 from f1_assets.resources.storage import WarehouseResource
-from f1_assets.storage.warehouse import Warehouse
+from f1_assets.storage.warehouse import ShrinkRefused, Warehouse
 from f1_assets.transforms import jolpica as parse
 
 GROUP = "ingest_jolpica"
@@ -82,8 +83,88 @@ def _fetch(client: JolpicaClient, path: str, settled: bool) -> FetchResult:
     except JolpicaTransientError as exc:
         wait = (600 if exc.status == 429 else 60) * random.uniform(0.8, 1.2)
         raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=wait) from exc
-    except JolpicaResponseError as exc:
+    except (JolpicaResponseError, JolpicaUnreachable) as exc:
         raise dg.Failure(description=str(exc), metadata={"url": exc.url}, allow_retries=False) from exc
+
+
+# ------------------------------------------------------------------------- accept, then archive
+
+# A run tagged f1/allow_shrink=true may replace stored rows with fewer (recorded in metadata and audit).
+ALLOW_SHRINK_TAG = "f1/allow_shrink"
+
+
+def allow_shrink(context: dg.AssetExecutionContext) -> bool:
+    return str(context.run.tags.get(ALLOW_SHRINK_TAG, "")).strip().lower() in ("1", "true", "yes")
+
+
+def _validated_frame(
+    fetched: FetchResult, parser: Callable[[Sequence[parse.Page]], pd.DataFrame], schema: pa.DataFrameSchema,
+    table: str,
+) -> pd.DataFrame:
+    """The pages' rows, accepted only if they parse, hold exactly MRData.total rows and meet the schema.
+
+    Errors name the page the bad bytes came from (its URL, or the raw-archive object it was read from)."""
+    try:
+        df = parser(fetched.pages)
+    except parse.UpstreamDataError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    if len(df) != fetched.total:
+        raise dg.Failure(
+            description=f"{table}: the pages announce MRData.total {fetched.total} but hold {len(df)} rows "
+            f"({', '.join(src for src, _ in fetched.pages)}); nothing was written, the stored rows are kept",
+            allow_retries=False,
+        )
+    try:
+        return schemas.validate(schema, df, table, fetched.source(0))
+    except schemas.SchemaViolation as whole:
+        # name the first page that violates the schema on its own (the error path only)
+        for source, payload in fetched.pages:
+            try:
+                schemas.validate(schema, parser([(source, payload)]), table, source)
+            except (schemas.SchemaViolation, parse.UpstreamDataError) as exc:
+                raise dg.Failure(description=str(exc), metadata={"url": source}, allow_retries=False) from exc
+        raise dg.Failure(description=str(whole), metadata={"url": fetched.source(0)}, allow_retries=False) from whole
+
+
+def accept(
+    client: JolpicaClient,
+    fetched: FetchResult,
+    parser: Callable[[Sequence[parse.Page]], pd.DataFrame],
+    schema: pa.DataFrameSchema,
+    table: str,
+    log: Callable[[str], None],
+) -> tuple[pd.DataFrame, FetchResult]:
+    """Validate fetched pages, then archive the ones that came from upstream (never before).
+
+    Pages served from the raw archive that fail validation are quarantined and fetched once more from
+    upstream; a failure then names the upstream URL."""
+    try:
+        df = _validated_frame(fetched, parser, schema, table)
+    except dg.Failure as failure:
+        if not fetched.from_archive:
+            raise
+        moved = client.quarantine(fetched, failure.description or "failed validation")
+        log(f"{table}: archived pages failed validation ({failure.description}); quarantined {moved}, "
+            "fetching from upstream")
+        again = _fetch(client, fetched.path, settled=False)
+        again.archive_hits += fetched.archive_hits
+        df, fetched = _validated_frame(again, parser, schema, table), again
+    client.archive_accepted(fetched)
+    return df, fetched
+
+
+def write_partition(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, table: str, df: pd.DataFrame, partition: dict
+) -> int:
+    """Replace the partition's rows; a smaller version than the stored one fails (unless the run allows it)."""
+    try:
+        return warehouse.replace_partition(table, df, partition, allow_shrink=allow_shrink(context))
+    except ShrinkRefused as exc:
+        raise dg.Failure(
+            description=f"partition {context.partition_key}: {exc}",
+            metadata={"stored_rows": exc.stored, "new_rows": exc.new, "allow_shrink_tag": ALLOW_SHRINK_TAG},
+            allow_retries=False,
+        ) from exc
 
 
 def race_info(warehouse: Warehouse, client: JolpicaClient, key: RaceKey) -> RaceInfo:
@@ -91,7 +172,7 @@ def race_info(warehouse: Warehouse, client: JolpicaClient, key: RaceKey) -> Race
     rows = warehouse.read_partition("raw_races", {"season": key.season, "round": key.round})
     if rows.empty:
         fetched = _fetch(client, str(key.season), settled=key.season < current_season())
-        schedule = parse.parse_schedule(fetched.pages)
+        schedule, _ = accept(client, fetched, parse.parse_schedule, schemas.RAW_RACES, "raw_races", lambda _m: None)
         rows = schedule[schedule["round"] == key.round]
         if rows.empty:
             raise dg.Failure(
@@ -109,7 +190,7 @@ def _fetch_metadata(fetched: Sequence[FetchResult], settled: bool) -> dict:
         "bytes_read": sum(f.bytes_read for f in fetched),
         "upstream_total": sum(f.total for f in fetched),
         "settled": settled,
-        "source_urls": dg.MetadataValue.json([f.pages[0][0] for f in fetched]),
+        "source_urls": dg.MetadataValue.json([f.source(0) for f in fetched]),
         "payload_hash": ",".join(f.payload_hash for f in fetched),
     }
 
@@ -137,10 +218,25 @@ def season_settled(schedule: pd.DataFrame, settle_days: int, today: dt.date | No
     return today - last > dt.timedelta(days=settle_days)
 
 
-def prefetch_season_tables(client: JolpicaClient, season: int, schedule: pd.DataFrame) -> list[FetchResult]:
+def prefetch_season_tables(
+    client: JolpicaClient, season: int, schedule: pd.DataFrame, log: Callable[[str], None]
+) -> tuple[list[FetchResult], dict[str, str]]:
+    """Season pages of results/qualifying/sprint, validated before they are archived. A page set that
+    fails validation is not archived (its races then fetch their own pages); returns (accepted, rejected)."""
     endpoints = [e for e in SEASON_TABLES if e != "sprint" or bool(schedule["has_sprint"].any())]
     endpoints = [e for e in endpoints if season >= ERA_START.get(e, (0, ""))[0]]
-    return [_fetch(client, f"{season}/{e}", settled=True) for e in endpoints]
+    accepted, rejected = [], {}
+    for endpoint in endpoints:
+        spec = next(t for t in RACE_TABLES.values() if t.endpoint == endpoint)
+        fetched = _fetch(client, f"{season}/{endpoint}", settled=True)
+        try:
+            _, fetched = accept(client, fetched, spec.parser, spec.schema, spec.table, log)
+        except dg.Failure as failure:
+            rejected[fetched.path] = failure.description or "failed validation"
+            log(f"season pages {fetched.path} rejected, not archived: {failure.description}")
+            continue
+        accepted.append(fetched)
+    return accepted, rejected
 
 
 @dg.asset(
@@ -151,7 +247,8 @@ def prefetch_season_tables(client: JolpicaClient, season: int, schedule: pd.Data
     retry_policy=RETRY_POLICY,
     description="Season schedule (raw races). Registers the `races` partitions of races that have run, "
     "in chronological order. Data provided by Jolpica/Ergast.",
-    check_specs=[dg.AssetCheckSpec("row_count_matches_upstream", asset="raw_races")],
+    check_specs=[dg.AssetCheckSpec("row_count_matches_upstream", asset="raw_races", blocking=True,
+                                   description="Rows equal MRData.total, and the season has races (ERROR).")],
 )
 def raw_races(
     context: dg.AssetExecutionContext, config: CalendarConfig, jolpica: JolpicaResource, warehouse: WarehouseResource
@@ -159,12 +256,12 @@ def raw_races(
     season = parse_season(context.partition_key)
     client = jolpica.client(log=context.log.info)
     fetched = _fetch(client, str(season), settled=season < current_season())
-    source = fetched.pages[0][0]
-    df = schemas.validate(schemas.RAW_RACES, parse.parse_schedule(fetched.pages), "raw_races", source)
-    written = warehouse.get().replace_partition("raw_races", df, {"season": season})
+    df, fetched = accept(client, fetched, parse.parse_schedule, schemas.RAW_RACES, "raw_races", context.log.warning)
+    written = write_partition(context, warehouse.get(), "raw_races", df, {"season": season})
     prefetched: list[FetchResult] = []
+    rejected: dict[str, str] = {}
     if config.prefetch_season_tables and season_settled(df, jolpica.effective_settle_days()):
-        prefetched = prefetch_season_tables(client, season, df)
+        prefetched, rejected = prefetch_season_tables(client, season, df, context.log.warning)
 
     now = dt.datetime.now(dt.UTC)
     run = df[[race_started_at(r) + RACE_DONE_AFTER <= now for _, r in df.iterrows()]]
@@ -181,6 +278,8 @@ def raw_races(
             **_fetch_metadata([fetched, *prefetched], season < current_season()),
             "upstream_total": fetched.total,
             "season_tables_prefetched": dg.MetadataValue.json({f.path: f.total for f in prefetched}),
+            **({"season_tables_rejected": dg.MetadataValue.json(rejected)} if rejected else {}),
+            "allow_shrink": allow_shrink(context),
             "races_run": len(keys),
             "partitions_added": dg.MetadataValue.json(new_keys),
         },
@@ -188,7 +287,7 @@ def raw_races(
         check_results=[
             dg.AssetCheckResult(
                 check_name="row_count_matches_upstream",
-                passed=written == fetched.total,
+                passed=written == fetched.total and written > 0,
                 metadata={"rows": written, "upstream_total": fetched.total},
             )
         ],
@@ -236,7 +335,11 @@ def _not_upstream_reason(spec: RaceTable, info: RaceInfo) -> str | None:
 def ingest_race_table(
     context: dg.AssetExecutionContext, spec: RaceTable, jolpica: JolpicaResource, warehouse: WarehouseResource
 ) -> tuple[pd.DataFrame, dict, FetchResult | None]:
-    """Fetch, parse, validate and write one race table; returns the frame, metadata and the fetch."""
+    """Fetch, validate, archive and write one race table; returns the frame, metadata and the fetch.
+
+    Nothing is written or archived unless every page agrees on MRData.total, the rows equal it and the
+    schema holds; a version with fewer rows than the stored one fails (run tag f1/allow_shrink=true
+    accepts it)."""
     key = parse_race_key(context.partition_key)
     wh = warehouse.get()
     client = jolpica.client(log=context.log.info)
@@ -245,48 +348,62 @@ def ingest_race_table(
     reason = _not_upstream_reason(spec, info)
     if reason is not None:
         empty = spec.parser([])
-        wh.replace_partition(spec.table, empty, partition)
+        write_partition(context, wh, spec.table, empty, partition)
         context.log.info(f"{spec.table} {key.key}: empty — {reason}")
         metadata = {"dagster/row_count": 0, "dagster/column_schema": table_schema(empty), "empty_reason": reason,
                     "upstream_requests": client.stats.requests}
         return empty, metadata, None
 
     settled = dt.date.today() - info.race_date > dt.timedelta(days=jolpica.effective_settle_days())
-    season_pages = None
+    df = fetched = None
     if settled and spec.endpoint in SEASON_TABLES:
         season_pages = client.fetch_archived(f"{key.season}/{spec.endpoint}")
-    fetched = season_pages or _fetch(client, f"{key.season}/{key.round}/{spec.endpoint}", settled)
-    source = fetched.pages[0][0]
-    try:
-        df = spec.parser(fetched.pages)
-    except parse.UpstreamDataError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    if season_pages is not None:
-        # the season's pages, archived by the calendar: they must hold every row they announce; keep
-        # this race's rows and count them as its total
-        if len(df) != fetched.total:
-            raise dg.Failure(description=f"{source}: season pages hold {len(df)} rows, MRData.total says "
-                             f"{fetched.total}", allow_retries=False)
-        df = df[df["round"] == key.round].reset_index(drop=True)
-        digest = hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
-        fetched = FetchResult(path=fetched.path, pages=fetched.pages, total=len(df),
-                              archive_hits=fetched.archive_hits, payload_hash=digest)
-    try:
-        df = schemas.validate(spec.schema, df, spec.table, source)
-    except schemas.SchemaViolation as exc:
-        raise dg.Failure(description=str(exc), metadata={"url": source}, allow_retries=False) from exc
-    written = wh.replace_partition(spec.table, df, partition)
+        if season_pages is not None:
+            try:
+                season_df = _validated_frame(season_pages, spec.parser, spec.schema, spec.table)
+            except dg.Failure as failure:
+                moved = client.quarantine(season_pages, failure.description or "failed validation")
+                context.log.warning(f"season pages {season_pages.path} failed validation ({failure.description}); "
+                                    f"quarantined {moved}; fetching {key.key}'s own pages")
+            else:
+                # the season's pages, archived by the calendar: keep this race's rows, count them as its total
+                df = season_df[season_df["round"] == key.round].reset_index(drop=True)
+                digest = hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
+                fetched = FetchResult(path=season_pages.path, pages=season_pages.pages, total=len(df),
+                                      archive_hits=season_pages.archive_hits, payload_hash=digest,
+                                      bodies=season_pages.bodies, sources=season_pages.sources)
+    if fetched is None or df is None:
+        fetched = _fetch(client, f"{key.season}/{key.round}/{spec.endpoint}", settled)
+        df, fetched = accept(client, fetched, spec.parser, spec.schema, spec.table, context.log.warning)
+    written = write_partition(context, wh, spec.table, df, partition)
     metadata = {
         "dagster/row_count": written,
         "dagster/column_schema": table_schema(df),
         **_fetch_metadata([fetched], settled),
         "upstream_requests": client.stats.requests,  # includes a schedule fetch if raw_races lacked the race
+        "allow_shrink": allow_shrink(context),
     }
-    if season_pages is not None:
+    if client.stats.quarantined:
+        metadata["quarantined"] = dg.MetadataValue.json(client.stats.quarantined)
+    if fetched.path.count("/") == 1:
         metadata["source"] = f"season pages {fetched.path} from the raw archive"
     if fetched.total == 0:
         metadata["empty_reason"] = f"upstream has no {spec.endpoint} for {key.key} (yet)"
     return df, metadata, fetched
+
+
+def _has_rows_check(asset: str, df: pd.DataFrame, fetched: FetchResult | None,
+                    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+    """A race that has run has rows for every table its era and schedule say exist."""
+    if fetched is None:
+        return dg.AssetCheckResult(asset_key=asset, check_name="has_rows", passed=True,
+                                   metadata={"rows": 0, "note": "no such data upstream for this race (see empty_reason)"})
+    return dg.AssetCheckResult(
+        asset_key=asset, check_name="has_rows", passed=len(df) > 0, severity=severity,
+        metadata={"rows": len(df), "upstream_total": fetched.total, "url": fetched.source(0),
+                  **({} if len(df) else {"reason": f"the upstream answered 0 rows ({fetched.source(0)}) for a race "
+                                                   "that has run; re-polled until it has them"})},
+    )
 
 
 def _row_count_check(asset: str, written: int, fetched: FetchResult | None) -> dg.AssetCheckResult:
@@ -325,8 +442,20 @@ def _results_for(warehouse: WarehouseResource, key: RaceKey) -> pd.DataFrame:
     return warehouse.get().read_partition("raw_results", {"season": key.season, "round": key.round})
 
 
+# ERROR checks about a table's own rows are blocking: downstream assets of the same run do not build on them
+_CHECK_DESCRIPTIONS = {
+    "row_count_matches_upstream": "Rows written equal MRData.total (ERROR, blocking).",
+    "has_rows": "A race that has run has rows where its era and schedule say upstream has them (ERROR, blocking).",
+    "positions_in_range": "Positions are 1..the race's starters (ERROR, blocking).",
+    "drivers_in_results": "Every driver is in the race's results (ERROR, blocking).",
+    "lap_times_positive": "Lap times are > 0 (ERROR, blocking; the schema refuses 0 before any write).",
+    "joins_race": "Every result row joins its race in raw_races (WARN: the calendar may lag).",
+}
+
+
 def _spec_checks(asset: str, *names: str) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(n, asset=asset) for n in ("row_count_matches_upstream", *names)]
+    return [dg.AssetCheckSpec(n, asset=asset, blocking=True, description=_CHECK_DESCRIPTIONS[n])
+            for n in ("row_count_matches_upstream", "has_rows", *names)]
 
 
 def _result(df: pd.DataFrame, metadata: dict, fetched: FetchResult | None, checks: list) -> dg.MaterializeResult:
@@ -347,6 +476,7 @@ def raw_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource, war
     in_calendar = warehouse.get().count("raw_races", {"season": key.season, "round": key.round})
     return _result(df, metadata, fetched, [
         _row_count_check(spec.asset, len(df), fetched),
+        _has_rows_check(spec.asset, df, fetched),
         _positions_check(spec.asset, df, len(df)),
         dg.AssetCheckResult(asset_key=spec.asset, check_name="joins_race", passed=df.empty or in_calendar == 1,
                             severity=dg.AssetCheckSeverity.WARN,
@@ -361,6 +491,7 @@ def raw_qualifying(context: dg.AssetExecutionContext, jolpica: JolpicaResource, 
     df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
     return _result(df, metadata, fetched, [
         _row_count_check(spec.asset, len(df), fetched),
+        _has_rows_check(spec.asset, df, fetched),
         _positions_check(spec.asset, df, max(len(df), 1)),
     ])
 
@@ -372,13 +503,14 @@ def raw_sprint_results(context: dg.AssetExecutionContext, jolpica: JolpicaResour
     df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
     return _result(df, metadata, fetched, [
         _row_count_check(spec.asset, len(df), fetched),
+        _has_rows_check(spec.asset, df, fetched),
         _positions_check(spec.asset, df, len(df)),
     ])
 
 
 @dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_laps"].description,
           check_specs=_spec_checks("raw_laps", "positions_in_range", "drivers_in_results", "lap_times_positive")
-          + [dg.AssetCheckSpec("laps_complete", asset="raw_laps",
+          + [dg.AssetCheckSpec("laps_complete", asset="raw_laps",  # WARN: never blocks
                                description="Each driver's lap timings equal the laps the results say they completed; "
                                "fails (WARN) for a partial race.")])
 def raw_laps(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
@@ -398,6 +530,7 @@ def raw_laps(context: dg.AssetExecutionContext, jolpica: JolpicaResource, wareho
     bad_times = df[df["lap_time_ms"].notna() & (df["lap_time_ms"] <= 0)]
     return _result(df, metadata, fetched, [
         _row_count_check(spec.asset, len(df), fetched),
+        _has_rows_check(spec.asset, df, fetched),
         _positions_check(spec.asset, df, parse.starters(results)),
         _drivers_in_results_check(spec.asset, df, results),
         dg.AssetCheckResult(
@@ -423,6 +556,8 @@ def raw_pit_stops(context: dg.AssetExecutionContext, jolpica: JolpicaResource, w
     results = _results_for(warehouse, parse_race_key(context.partition_key))
     return _result(df, metadata, fetched, [
         _row_count_check(spec.asset, len(df), fetched),
+        # a race can have no pit stops (rare); no rows is a warning, not a blocker
+        _has_rows_check(spec.asset, df, fetched, severity=dg.AssetCheckSeverity.WARN),
         _drivers_in_results_check(spec.asset, df, results),
     ])
 
