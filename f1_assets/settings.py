@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import dagster as dg
 
 DEFAULT_JOLPICA_URL = "https://api.jolpi.ca/ergast/f1/"
 DEFAULT_LIVETIMING_URL = "https://livetiming.formula1.com/"
@@ -19,24 +23,54 @@ DEFAULT_HOURLY_BUDGET = 200
 DEFAULT_SETTLE_DAYS = 14
 
 
-class ConfigError(ValueError):
+class ConfigError(dg.Failure, ValueError):
     """A setting that can never work as given (a malformed URL, a non-number, a negative budget, an
-    unwritable F1_HOME). It names the variable; callers fail at once and never retry it."""
+    unwritable F1_HOME, cloud storage without credentials). It names the variable, and its message
+    is redacted when it is made.
+
+    It is a `dg.Failure(allow_retries=False)`: raised anywhere inside a step, by settings, storage
+    factories or resources, the step fails at once with this message and the RetryPolicy is bypassed
+    (retrying cannot fix a setting). It stays a ValueError for callers outside Dagster (the CLI)."""
+
+    def __init__(self, message: str):
+        super().__init__(description=redact(message), allow_retries=False)
 
 
-# userinfo in anything URL-like, whether or not the URL parses: `scheme://user:secret@host`,
-# `user:secret@host` after a mistyped scheme, `//user:secret@host`. Only the password is masked.
+# scheme://userinfo@host: the password runs to the last `@` of the authority (a password may hold `@`)
+_URL_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<secret>[^/\s]*)@")
+# userinfo in anything else URL-like, whether or not the URL parses: `user:secret@host` after a
+# mistyped scheme, `//user:secret@host`. Only the password is masked.
 _USERINFO = re.compile(r"(?P<user>[A-Za-z0-9._~%!$&'()*+,;=-]*):(?P<secret>[^\s@/:'\"]+)@(?=[A-Za-z0-9\[._-])")
-
 
 _KEYWORD_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd)(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|[^\s&;,]+)")
 
 
-def redact(text: object) -> str:
+def redact(text: object, secrets: tuple[str, ...] = ()) -> str:
     """`text` with every URL password (and `password=…` of a libpq conninfo) replaced by `***`;
-    user names and hosts stay readable."""
-    masked = _USERINFO.sub(lambda m: f"{m.group('user')}:***@", str(text))
+    user names and hosts stay readable. `secrets` are masked wherever they appear (a password that
+    a driver quotes back on its own, outside any URL)."""
+    masked = str(text)
+    for secret in secrets:
+        if secret:
+            masked = masked.replace(secret, "***")
+    masked = _URL_USERINFO.sub(lambda m: f"{m.group('head')}:***@", masked)
+    masked = _USERINFO.sub(lambda m: f"{m.group('user')}:***@", masked)
     return _KEYWORD_PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}***", masked)
+
+
+def url_password(url: str) -> tuple[str, ...]:
+    """The password of `url` as written and percent-decoded (for `redact(..., secrets=)`), or ()."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return ()
+    return tuple({password, unquote(password)}) if password else ()
+
+
+def redact_url(url: str, text: object | None = None) -> str:
+    """`text` (default: the URL itself) redacted, masking also this URL's own password wherever it
+    appears, even one that no pattern recognises (a password with a space, quoted back by libpq)."""
+    return redact(url if text is None else text, secrets=url_password(url))
 
 
 def _get(name: str) -> str | None:
@@ -44,32 +78,64 @@ def _get(name: str) -> str | None:
     return value or None
 
 
+def writable_dir(path: str | os.PathLike[str], variable: str) -> Path:
+    """`path`, created if missing, after proving a file can be written in it; else ConfigError
+    naming `variable` (read-only mounts, a path under a regular file, missing permissions)."""
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".f1-write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{variable}: {directory} is not a writable directory ({exc.strerror or exc})") from None
+    return directory
+
+
+def http_url(variable: str, value: str) -> str:
+    """`value` if it is an http(s) URL with a host, else ConfigError naming `variable` (redacted)."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{variable}={value!r} is not an http(s) URL: expected http(s)://host/…")
+    return value
+
+
 def f1_home() -> Path:
-    """Local data directory of the embedded default (warehouse file, blob store, rate ledger)."""
-    return Path(_get("F1_HOME") or Path.cwd() / ".f1_home").resolve()
+    """Local data directory of the embedded default (warehouse file, blob store, rate ledger, FastF1
+    cache), created on first use; an unwritable one is a ConfigError naming F1_HOME."""
+    return writable_dir(Path(_get("F1_HOME") or Path.cwd() / ".f1_home").resolve(), "F1_HOME")
 
 
 def warehouse_url() -> str:
-    """`duckdb:///path/to/file.duckdb` (default under F1_HOME) or `postgresql://…`."""
+    """`duckdb:///path/to/file.duckdb` (default under F1_HOME) or `postgresql://…` (checked by
+    `storage.warehouse.warehouse_from_url`, which names F1_WAREHOUSE_URL)."""
     return _get("F1_WAREHOUSE_URL") or f"duckdb:///{f1_home() / 'warehouse.duckdb'}"
 
 
 def blob_url() -> str:
-    """A local directory (default F1_HOME/blobs) or `gs://bucket/prefix`."""
+    """A local directory (default F1_HOME/blobs) or `gs://bucket/prefix` (checked by
+    `storage.blob.blob_store_from_url`, which names F1_BLOB_URL)."""
     return _get("F1_BLOB_URL") or str(f1_home() / "blobs")
 
 
 def jolpica_url() -> str:
-    return _get("F1_JOLPICA_URL") or DEFAULT_JOLPICA_URL
+    value = _get("F1_JOLPICA_URL")
+    return http_url("F1_JOLPICA_URL", value) if value else DEFAULT_JOLPICA_URL
 
 
 def livetiming_url() -> str:
-    return _get("F1_LIVETIMING_URL") or DEFAULT_LIVETIMING_URL
+    value = _get("F1_LIVETIMING_URL")
+    return http_url("F1_LIVETIMING_URL", value) if value else DEFAULT_LIVETIMING_URL
 
 
 def fastf1_schedule_url() -> str:
     """Where FastF1 reads its season schedule files (`schedule_YYYY.json`); a mirror works."""
-    return _get("F1_FASTF1_SCHEDULE_URL") or DEFAULT_FASTF1_SCHEDULE_URL
+    value = _get("F1_FASTF1_SCHEDULE_URL")
+    return http_url("F1_FASTF1_SCHEDULE_URL", value) if value else DEFAULT_FASTF1_SCHEDULE_URL
 
 
 def git_sha() -> str | None:
@@ -77,19 +143,24 @@ def git_sha() -> str | None:
     return _get("F1_GIT_SHA")
 
 
-def _int(name: str, default: int) -> int:
+def _int(name: str, default: int, minimum: int) -> int:
     raw = _get(name)
     if raw is None:
         return default
     try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number >= {minimum}, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be a whole number >= {minimum}, got {raw!r}")
+    return value
 
 
 def jolpica_hourly_budget() -> int:
-    return _int("F1_JOLPICA_HOURLY_BUDGET", DEFAULT_HOURLY_BUDGET)
+    """Requests per hour shared by every run (at least 1)."""
+    return _int("F1_JOLPICA_HOURLY_BUDGET", DEFAULT_HOURLY_BUDGET, minimum=1)
 
 
 def settle_days() -> int:
-    return _int("F1_SETTLE_DAYS", DEFAULT_SETTLE_DAYS)
+    """Days after a race from which it is served from the raw archive (0 or more)."""
+    return _int("F1_SETTLE_DAYS", DEFAULT_SETTLE_DAYS, minimum=0)

@@ -8,9 +8,14 @@ It holds the raw archive of upstream responses, the FastF1 cache and per-race Pa
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePosixPath
+
+from f1_assets.settings import ConfigError, redact_url, writable_dir
+
+URL_VARIABLE = "F1_BLOB_URL"
 
 
 def _check_key(key: str) -> str:
@@ -98,12 +103,13 @@ class LocalBlobStore(BlobStore):
 class GCSBlobStore(BlobStore):
     """A bucket and prefix on Google Cloud Storage.
 
-    Credentials come only from the environment (Application Default Credentials). With
-    STORAGE_EMULATOR_HOST set (tests: gcp-storage-emulator on 127.0.0.1) the client talks to the
-    emulator anonymously.
+    Credentials come only from the environment (Application Default Credentials); none at all is a
+    ConfigError naming F1_BLOB_URL, raised when the store is made. With STORAGE_EMULATOR_HOST set
+    (tests: gcp-storage-emulator on 127.0.0.1) the client talks to the emulator anonymously.
     """
 
     def __init__(self, bucket: str, prefix: str = "", project: str | None = None):
+        from google.auth.exceptions import DefaultCredentialsError
         from google.cloud import storage
 
         if os.environ.get("STORAGE_EMULATOR_HOST"):
@@ -111,7 +117,14 @@ class GCSBlobStore(BlobStore):
 
             client = storage.Client(project=project or "f1-assets-test", credentials=AnonymousCredentials())
         else:
-            client = storage.Client(project=project)
+            try:
+                client = storage.Client(project=project)
+            except DefaultCredentialsError:
+                raise ConfigError(
+                    f"{URL_VARIABLE}=gs://{bucket}/{prefix}: no Google Cloud credentials found. Set "
+                    "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run `gcloud auth "
+                    "application-default login`, or run under a service account (GKE Workload Identity)"
+                ) from None
         self.bucket_name = bucket
         self.prefix = prefix.strip("/")
         self._bucket = client.bucket(bucket)
@@ -150,14 +163,21 @@ class GCSBlobStore(BlobStore):
         return f"gs://{self.bucket_name}/{self._name(key)}"
 
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+
+
 def blob_store_from_url(url: str) -> BlobStore:
-    """`gs://bucket/prefix` → GCS; anything else is a local directory path."""
+    """`gs://bucket/prefix` → GCS; anything else is a local directory path (made if missing).
+
+    A URL that can never work (another scheme, no bucket, an unwritable directory, GCS without
+    credentials) is a ConfigError naming F1_BLOB_URL, with any password in it masked."""
+    shown = redact_url(url)
     if url.startswith("gs://"):
         rest = url[len("gs://") :]
         bucket, _, prefix = rest.partition("/")
-        if not bucket:
-            raise ValueError(f"invalid blob URL {url!r}: expected gs://bucket/prefix")
+        if not _BUCKET.fullmatch(bucket):
+            raise ConfigError(f"{URL_VARIABLE}={shown!r} is not a blob URL: expected gs://bucket/prefix")
         return GCSBlobStore(bucket, prefix)
     if "://" in url and not url.startswith("file://"):
-        raise ValueError(f"invalid blob URL {url!r}: expected a local path, file:// or gs://")
-    return LocalBlobStore(url.removeprefix("file://"))
+        raise ConfigError(f"{URL_VARIABLE}={shown!r} is not a blob URL: expected a local path, file:///path or gs://")
+    return LocalBlobStore(writable_dir(url.removeprefix("file://"), URL_VARIABLE))

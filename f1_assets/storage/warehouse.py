@@ -9,6 +9,7 @@ quoting), values are always bound. Called by the warehouse resource and by tests
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from abc import ABC, abstractmethod
@@ -20,6 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from f1_assets.settings import ConfigError, redact_url, writable_dir
+
+URL_VARIABLE = "F1_WAREHOUSE_URL"
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "sql" / "schema.sql"
 POSTGRES_ONLY_MARKER = "-- @postgres-only"
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
@@ -176,7 +180,10 @@ class DuckDBWarehouse(Warehouse):
                 con = duckdb.connect(str(self.path))
                 break
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                problem = str(exc).lower()
+                if "permission denied" in problem or "read-only file system" in problem:
+                    raise ConfigError(f"{URL_VARIABLE}: cannot open DuckDB warehouse {self.path}: {exc}") from None
+                if "lock" not in problem or time.monotonic() > deadline:
                     raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {exc}") from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -257,6 +264,14 @@ _PG_COPY_TYPES = {
 }
 
 
+CONNECT_TIMEOUT_SECONDS = 15
+# libpq's words for a login that will fail the same way every time (checked after redaction)
+_PERMANENT_CONNECT_FAILURE = re.compile(
+    r"password authentication failed|role \".*\" does not exist|database \".*\" does not exist"
+    r"|no pg_hba\.conf entry|password is missing|password must be supplied|invalid (?:integer )?value"
+)
+
+
 class PostgresWarehouse(Warehouse):
     """PostgreSQL (Cloud SQL in production) through psycopg 3.
 
@@ -271,11 +286,25 @@ class PostgresWarehouse(Warehouse):
         self.url = url
         self._schema_applied = False
         self._types: dict[str, list[tuple[str, str]]] = {}
+        # libpq waits forever for a host that drops packets; bound it unless the URL or PGCONNECT_TIMEOUT says
+        timeout_set = "connect_timeout" in url or os.environ.get("PGCONNECT_TIMEOUT")
+        self._connect_defaults = {} if timeout_set else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
     def connect(self):
+        """A new connection. Errors never show the password: a URL that can never connect (malformed,
+        unknown role or database, refused login) is a ConfigError naming F1_WAREHOUSE_URL; anything
+        else (host down, timeout) a WarehouseError that the step's RetryPolicy may retry."""
         import psycopg
 
-        return psycopg.connect(self.url, autocommit=False)
+        try:
+            return psycopg.connect(self.url, autocommit=False, **self._connect_defaults)
+        except psycopg.Error as exc:
+            message = redact_url(self.url, exc).strip()
+            where = f"{URL_VARIABLE}={redact_url(self.url)!r}"
+            # OperationalError: the server or libpq refused; anything else: libpq could not parse the URL
+            if not isinstance(exc, psycopg.OperationalError) or _PERMANENT_CONNECT_FAILURE.search(message):
+                raise ConfigError(f"{where}: {message}") from None
+            raise WarehouseError(f"cannot connect to the PostgreSQL warehouse {where}: {message}") from None
 
     def apply_schema(self) -> None:
         with self.connect() as conn:
@@ -374,12 +403,25 @@ _PLAIN = {"string", "date", "boolean", "integer", "empty"}
 
 
 def warehouse_from_url(url: str) -> Warehouse:
-    """`duckdb:///path` → DuckDB file; `postgresql://…` (or `postgres://`) → PostgreSQL."""
+    """`duckdb:///path` → DuckDB file; `postgresql://…` (or `postgres://`) → PostgreSQL.
+
+    A URL that can never work (another scheme, no path, an unwritable DuckDB directory, a
+    PostgreSQL URL libpq cannot parse) is a ConfigError naming F1_WAREHOUSE_URL, password masked.
+    Nothing connects here; connection errors come from the first use (`PostgresWarehouse.connect`)."""
+    shown = redact_url(url)
     if url.startswith("duckdb://"):
         path = url[len("duckdb://") :]
         if not path:
-            raise ValueError(f"invalid warehouse URL {url!r}: expected duckdb:///path/to/file.duckdb")
+            raise ConfigError(f"{URL_VARIABLE}={shown!r} is not a warehouse URL: expected duckdb:///path/to/file.duckdb")
+        writable_dir(Path(path).parent, URL_VARIABLE)
         return DuckDBWarehouse(path)
     if url.startswith(("postgresql://", "postgres://")):
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(url)
+        except Exception as exc:  # psycopg.ProgrammingError: libpq's parser names what is wrong
+            problem = redact_url(url, exc).strip()
+            raise ConfigError(f"{URL_VARIABLE}={shown!r} is not a PostgreSQL URL: {problem}") from None
         return PostgresWarehouse(url)
-    raise ValueError(f"invalid warehouse URL {url!r}: expected duckdb:///path or postgresql://…")
+    raise ConfigError(f"{URL_VARIABLE}={shown!r} is not a warehouse URL: expected duckdb:///path or postgresql://…")
