@@ -94,14 +94,21 @@ def test_materialize_baku(backend, recorded_upstreams, shared_cache, shared_data
     parquet = pd.read_parquet(tmp_path / "blobs" / laps_blob_key(BAKU))
     assert len(parquet) == 848
 
-    tel_md = materialization(result, "raw_telemetry")  # no CarData.z/Position.z recorded: empty, not an error
+    # no CarData.z/Position.z recorded for this held 2018 race: empty, and the ERROR check says why
+    tel_md = materialization(result, "raw_telemetry")
     assert tel_md["dagster/row_count"] == 0
     assert "CarData.z" in tel_md["empty_reason"] and "Position.z" in tel_md["empty_reason"]
+    assert tel_md["live_timing"] == "missing_streams" and tel_md["retryable"] is False
     assert not (tmp_path / "blobs" / telemetry_blob_key(BAKU)).exists()
 
-    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
-    assert checks[("fastf1_laps", "lap_numbers_within_race")] and checks[("fastf1_laps", "drivers_in_results")]
-    assert len(checks) == 8
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    for name in ("lap_numbers_within_race", "drivers_in_results", "live_timing_available"):
+        assert checks[("fastf1_laps", name)].passed, name
+    live = checks[("raw_telemetry", "live_timing_available")]
+    assert not live.passed and live.severity == dg.AssetCheckSeverity.ERROR
+    assert live.metadata["missing_streams"].value == "CarData.z, Position.z"
+    assert all(e.passed for k, e in checks.items() if k != ("raw_telemetry", "live_timing_available"))
+    assert len(checks) == 10
 
     # a re-run leaves the same rows
     again = materialize(ASSETS[:1], fastf1_resource(recorded_upstreams, shared_cache), url, tmp_path / "blobs")
@@ -109,12 +116,12 @@ def test_materialize_baku(backend, recorded_upstreams, shared_cache, shared_data
 
 
 BAD_INPUTS = {
-    "missing stream": ({RACE_DIR + "TrackStatus.jsonStream": None}, "TrackStatus"),
-    "empty timing data": ({RACE_DIR + "TimingData.jsonStream": b""}, "missing streams TimingData, TimingAppData"),
+    "missing stream": ({RACE_DIR + "TrackStatus.jsonStream": None}, "not served: TrackStatus"),
+    "empty timing data": ({RACE_DIR + "TimingData.jsonStream": b""}, "no usable TimingData, TimingAppData"),
     "empty session": ({RACE_DIR + f"{name}.jsonStream": b"" for name in ("DriverList", "TimingData", "TimingAppData")}
                       | {"/jolpica/2018/4/results.json": json.dumps(
                           {"MRData": {"RaceTable": {"season": "2018", "round": "4", "Races": []}}}).encode()},
-                      "0 drivers"),
+                      "no usable DriverList"),
     "malformed line": (None, "TimingAppData: 1 of"),
 }
 
@@ -145,6 +152,12 @@ def test_bad_input_keeps_what_is_stored(case, recorded_upstreams, shared_cache, 
     assert "nothing was written" in text
     assert WarehouseResource(url=url).get().count("fastf1_laps", {"season": 2018, "round": 4}) == 848
     assert (blobs / laps_blob_key(BAKU)).read_bytes() == before
+    assert not result.get_asset_materialization_events()
+    if case != "malformed line":  # the check names the missing streams (malformed data fails before any check)
+        assert "(848 rows) is kept" in text
+        live = {e.check_name: e for e in result.get_asset_check_evaluations()}["live_timing_available"]
+        assert not live.passed and message.split(": ")[-1].split("no usable ")[-1] in live.metadata[
+            "missing_streams"].value
 
 
 def test_before_2018_materializes_empty(tmp_path):
@@ -160,7 +173,10 @@ def test_before_2018_materializes_empty(tmp_path):
     for key in ("fastf1_laps", "raw_telemetry"):
         md = materialization(result, key)
         assert md["dagster/row_count"] == 0 and md["empty_reason"] == "no FastF1 data before 2018"
-    assert not (tmp_path / "blobs").exists()
+        assert md["live_timing"] == "not_applicable"
+    assert not list((tmp_path / "blobs").rglob("*.parquet"))
+    live = [e for e in result.get_asset_check_evaluations() if e.check_name == "live_timing_available"]
+    assert len(live) == 2 and all(e.passed and "not applicable" in e.description for e in live)
 
 
 class GeneratedTelemetry(FastF1Resource):
@@ -187,4 +203,5 @@ def test_raw_telemetry_with_generated_data(tmp_path, shared_data):
     assert md["interpolated"] > 0 and md["gap_samples"] >= 0
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"throttle_range": True, "speed_range": True, "gear_range": True,
-                      "lap_numbers_within_race": True, "completeness": True, "drivers_in_results": True}
+                      "lap_numbers_within_race": True, "completeness": True, "drivers_in_results": True,
+                      "live_timing_available": True}

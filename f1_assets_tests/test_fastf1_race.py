@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from f1_assets.partitions import parse_race_key
-from f1_assets.resources.fastf1 import FastF1Resource, FastF1Unavailable
+from f1_assets.resources.fastf1 import FastF1NoSession, FastF1Resource
 from f1_assets.transforms.fastf1_laps import FASTF1_LAPS_COLUMNS, laps_to_rows, stints_by_driver
 
 pytestmark = pytest.mark.shared_data
@@ -97,7 +97,7 @@ def test_safety_car_laps_carry_track_status_4(rows):
 
 def test_before_2018_no_request(recorded_upstreams, tmp_path):
     before = len(recorded_upstreams.requests)
-    with pytest.raises(FastF1Unavailable, match="no FastF1 data before 2018"):
+    with pytest.raises(FastF1NoSession, match="no FastF1 data before 2018"):
         resource_for(recorded_upstreams, tmp_path).load_race(parse_race_key("2017-04"))
     assert len(recorded_upstreams.requests) == before
     assert not any(tmp_path.iterdir())  # not even the cache was touched

@@ -1,29 +1,45 @@
 """FastF1 ingest assets, partitioned by race (2018+), with their asset checks.
 
 - `fastf1_laps`: FastF1's session laps (stints, compounds, tyre life, pit in/out, track status) →
-  Parquet `fastf1/laps/season=YYYY/round=RR/laps.parquet` in the blob store and warehouse table
-  `fastf1_laps` (one partition swapped atomically).
+  warehouse table `fastf1_laps` (one partition swapped atomically) and Parquet
+  `fastf1/laps/season=YYYY/round=RR/laps.parquet` in the blob store.
 - `raw_telemetry`: car data + position merged per driver and tagged with lap numbers → Parquet
   `telemetry/season=YYYY/round=RR/telemetry.parquet` (one race in memory at a time).
 
-Both use the `fastf1` resource (`FastF1Resource`), pool `fastf1`. A race before 2018 or without data
-materializes EMPTY with the reason in metadata; partly available data names the missing streams.
-When the upstream now has less than what is stored (missing streams, malformed lines) the step fails
-with a message and writes nothing, so the previous version stays. The checks are declared with
-`check_specs` and their results returned with the materialization, so `CHECKS` is empty; definitions
-import `ASSETS` and `CHECKS` from here.
+Both use the `fastf1` resource (`FastF1Resource`), pool `fastf1`, and report `live_timing_available`
+(ERROR, deliberately not blocking: `lap_features` is built without FastF1 data):
+- passes for a complete load, and as "not applicable" with the reason for a race before 2018 or one
+  FastF1 has no session for (the asset materializes empty);
+- fails, naming the streams, when the live-timing host answered without some of them; fails with
+  `retryable: true` and the URLs when a host could not be reached after the resource's in-step
+  retries (`fastf1_retry_sensor` tries again later). With nothing stored yet the asset materializes
+  what exists (possibly nothing), so the rest of the race's run goes on.
+When something is stored and the upstream now has less (missing streams, unreachable, no session,
+fewer rows) the step fails with a message naming both and writes nothing, unless the run carries the
+tag `f1/allow_shrink=true`. Malformed live-timing lines fail the step the same way. The ERROR rules on
+the rows themselves are blocking checks, evaluated before writing (`f1_assets.assets.metadata.reject`).
+The checks are declared with `check_specs` and their results returned with the materialization, so
+`CHECKS` is empty; definitions import `ASSETS` and `CHECKS` from here.
 """
 
-
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from f1_assets.assets.metadata import blocking_failures, check_specs, describe_failures, reject
 from f1_assets.partitions import RaceKey, parse_race_key, races_partitions
-from f1_assets.resources.fastf1 import FastF1DataError, FastF1Resource, FastF1Unavailable, LoadedRace
+from f1_assets.resources.fastf1 import (
+    TELEMETRY_STREAMS,
+    FastF1DataError,
+    FastF1NoSession,
+    FastF1Resource,
+    FastF1UpstreamError,
+    LoadedRace,
+)
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.warehouse import Warehouse
 from f1_assets.transforms.fastf1_laps import FASTF1_LAPS_COLUMNS, empty_rows, laps_to_rows, stints_by_driver
@@ -38,6 +54,10 @@ from f1_assets.transforms.telemetry import (
 GROUP = "ingest_fastf1"
 MAX_FAILING_KEYS = 50  # failing keys listed in check metadata (the count is always complete)
 COMPLETENESS_MIN = 0.95
+LIVE_TIMING_CHECK = "live_timing_available"
+ALLOW_SHRINK_TAG = "f1/allow_shrink"
+# the streams each asset is made of (raw_telemetry tags samples with laps from TimingData)
+TELEMETRY_ASSET_STREAMS = (*TELEMETRY_STREAMS, "TimingData", "DriverList")
 
 FASTF1_LAPS_SCHEMA = dg.TableSchema(
     columns=[
@@ -87,28 +107,95 @@ def _results(warehouse: Warehouse, race: RaceKey) -> pd.DataFrame:
     )
 
 
-def _load(fastf1: FastF1Resource, race: RaceKey, *, telemetry: bool) -> LoadedRace | FastF1Unavailable:
+Outcome = LoadedRace | FastF1NoSession | FastF1UpstreamError
+
+
+def _load(fastf1: FastF1Resource, race: RaceKey, *, telemetry: bool) -> Outcome:
     try:
         return fastf1.load_race(race, laps=True, telemetry=telemetry)
-    except FastF1Unavailable as unavailable:
-        return unavailable
+    except (FastF1NoSession, FastF1UpstreamError) as outcome:
+        return outcome
     except FastF1DataError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
-def _refuse_to_shrink(what: str, race: RaceKey, stored: str | None, reason: str) -> None:
-    """Fail instead of replacing a stored version with less data than it holds."""
-    if stored:
-        raise dg.Failure(
-            description=(
-                f"{what} for race {race.key}: {reason}. What is already stored ({stored}) is kept; "
-                "nothing was written. Re-run when the upstream is complete."
-            ),
-            allow_retries=False,
-        )
+def _allow_shrink(context: dg.AssetExecutionContext) -> bool:
+    return context.run.tags.get(ALLOW_SHRINK_TAG, "").lower() == "true"
+
+
+@dataclass(frozen=True)
+class LiveTiming:
+    """What FastF1's upstream gave one asset for one race: the `live_timing_available` check.
+
+    state: complete | not_applicable (before 2018, no session) | missing_streams (the host answered
+    without them) | unreachable (retryable) | unavailable (no schedule backend has the season).
+    """
+
+    state: str
+    reason: str | None = None
+    missing: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()
+    attempts: int = 1
+
+    @classmethod
+    def of(cls, outcome: Outcome, streams: Iterable[str] | None = None) -> "LiveTiming":
+        """The state of `outcome`, judged on `streams` (None: every stream the load missed)."""
+        if isinstance(outcome, FastF1NoSession):
+            return cls("not_applicable", outcome.reason)
+        if isinstance(outcome, FastF1UpstreamError):
+            return cls("unreachable" if outcome.retryable else "unavailable", outcome.reason,
+                       urls=outcome.urls, attempts=outcome.attempts)
+        wanted = set(streams) if streams is not None else None
+        missing = tuple(s for s in outcome.missing_streams if wanted is None or s in wanted)
+        if missing:
+            not_served = [s for s in missing if s in outcome.not_served]
+            return cls("missing_streams", f"FastF1 got no usable {', '.join(missing)} from the live-timing host "
+                       f"for {outcome.api_path or 'the race session'}"
+                       + (f" (not served: {', '.join(not_served)})" if not_served else ""), missing=missing)
+        return cls("complete")
+
+    @property
+    def passed(self) -> bool:
+        return self.state in ("complete", "not_applicable")
+
+    @property
+    def retryable(self) -> bool:
+        return self.state == "unreachable"
+
+    def metadata(self) -> dict[str, Any]:
+        md: dict[str, Any] = {"live_timing": self.state, "retryable": self.retryable,
+                              "missing_streams": ", ".join(self.missing) or "none"}
+        if self.reason:
+            md["live_timing_reason"] = self.reason
+        if self.urls:
+            md["unreachable_urls"] = dg.MetadataValue.json(_keys(self.urls))
+            md["attempts"] = self.attempts
+        return md
+
+    def check(self, asset: str) -> dg.AssetCheckResult:
+        description = {
+            "complete": "every stream this asset reads was served",
+            "not_applicable": f"not applicable: {self.reason}",
+        }.get(self.state, self.reason or self.state)
+        return dg.AssetCheckResult(check_name=LIVE_TIMING_CHECK, asset_key=asset, passed=self.passed,
+                                   severity=dg.AssetCheckSeverity.ERROR, description=description,
+                                   metadata=self.metadata())
+
+
+def _refusal(what: str, race: RaceKey, reason: str, stored: str) -> str:
+    return (f"{what} for race {race.key}: {reason}. What is already stored ({stored}) is kept; nothing was "
+            f"written. Re-run when the upstream is complete (or with tag {ALLOW_SHRINK_TAG}=true to accept less).")
 
 
 # ------------------------------------------------------------------------------------ fastf1_laps
+
+LAPS_RULES = {
+    "lap_numbers_within_race": ("ERROR", "Every lap number is 1..the race's laps (Jolpica results, else FastF1)"),
+    "drivers_in_results": ("ERROR", "Every FastF1 driver is in the race's Jolpica results"),
+    LIVE_TIMING_CHECK: ("ERROR", "FastF1 served every stream the laps are made of (2018+ races FastF1 "
+                                 "has a session for); failures name the missing streams or the unreachable host"),
+}
+LAPS_CHECK_SPECS = check_specs("fastf1_laps", LAPS_RULES, non_blocking=[LIVE_TIMING_CHECK])
 
 
 @dg.asset(
@@ -118,61 +205,66 @@ def _refuse_to_shrink(what: str, race: RaceKey, stored: str | None, reason: str)
     group_name=GROUP,
     deps=["raw_results"],
     description="FastF1 session laps per race (2018+): stints, compounds, tyre life, pit in/out, track status.",
-    check_specs=[
-        dg.AssetCheckSpec("lap_numbers_within_race", asset="fastf1_laps",
-                          description="Every lap number is 1..the race's laps (Jolpica results, else FastF1)."),
-        dg.AssetCheckSpec("drivers_in_results", asset="fastf1_laps",
-                          description="Every FastF1 driver is in the race's Jolpica results."),
-    ],
+    check_specs=LAPS_CHECK_SPECS,
 )
 def fastf1_laps(
     context: dg.AssetExecutionContext,
     fastf1: FastF1Resource,
     warehouse: WarehouseResource,
     blob_store: BlobStoreResource,
-) -> dg.MaterializeResult:
+) -> Iterator[Any]:
     race = parse_race_key(context.partition_key)
     wh, store = warehouse.get(), blob_store.get()
     partition = {"season": race.season, "round": race.round}
-    loaded = _load(fastf1, race, telemetry=False)
+    outcome = _load(fastf1, race, telemetry=False)
+    live = LiveTiming.of(outcome, None)
     results = _results(wh, race)
+    rows = _lap_rows(outcome, results) if isinstance(outcome, LoadedRace) else empty_rows()
+    total_laps = outcome.total_laps if isinstance(outcome, LoadedRace) else None
+    checks = [*laps_checks(rows, results, total_laps), live.check("fastf1_laps")]
 
-    if isinstance(loaded, FastF1Unavailable):
-        stored = wh.count("fastf1_laps", partition)
-        _refuse_to_shrink("FastF1 laps", race, f"{stored} rows" if stored else None, loaded.reason)
-        return _laps_result(race, empty_rows(), results, None, reason=loaded.reason,
-                            missing=loaded.missing_streams, url=None)
+    stored = wh.count("fastf1_laps", partition)
+    kept = f"{stored} rows" if stored else "nothing"
+    blocked = blocking_failures(checks, LAPS_CHECK_SPECS)
+    if blocked:
+        yield from reject(checks, f"fastf1_laps for race {race.key}: {describe_failures(blocked)}. Nothing was "
+                                  f"written; what is stored ({kept}) is kept.")
+    shrink = _allow_shrink(context)
+    if stored and not shrink and (not live.passed or len(rows) < stored):
+        reason = live.reason if not live.passed else (
+            f"{len(rows)} rows now, fewer than stored" + (f" ({live.reason})" if live.reason else ""))
+        yield from reject([live.check("fastf1_laps")], _refusal("FastF1 laps", race, reason, kept))
 
-    session = loaded.session
+    url = None
+    if len(rows) or stored:
+        wh.replace_partition("fastf1_laps", rows, partition, allow_shrink=shrink)
+    if len(rows):
+        url = store.put(laps_blob_key(race), to_parquet_bytes(rows), "application/vnd.apache.parquet")
+    elif stored:
+        store.delete(laps_blob_key(race))
+    reason = None
+    if not len(rows):
+        reason = live.reason if live.state != "complete" else "FastF1 returned no laps"
+    yield _laps_result(race, rows, checks, live, reason=reason, url=url)
+
+
+def _lap_rows(loaded: LoadedRace, results: pd.DataFrame) -> pd.DataFrame:
     driver_ids = {}
-    if len(session.results) and "DriverId" in session.results:
-        driver_ids = session.results["DriverId"].dropna().to_dict()
+    if len(loaded.results) and "DriverId" in loaded.results:
+        driver_ids = loaded.results["DriverId"].dropna().to_dict()
     if len(results):  # the warehouse's Jolpica results win over FastF1's copy
         driver_ids |= {str(int(n)): d for n, d in zip(results["driver_number"], results["driver_id"], strict=True)
                        if pd.notna(n)}
-    laps = session.laps if "TimingData" not in loaded.missing_streams else pd.DataFrame()
-    rows = laps_to_rows(laps, race.season, race.round, driver_ids)
-    if loaded.missing_streams:
-        stored = wh.count("fastf1_laps", partition)
-        _refuse_to_shrink("FastF1 laps", race, f"{stored} rows" if stored else None,
-                          "missing streams " + ", ".join(loaded.missing_streams))
-    url = None
-    if len(rows):
-        url = store.put(laps_blob_key(race), to_parquet_bytes(rows), "application/vnd.apache.parquet")
-        wh.replace_partition("fastf1_laps", rows, partition)
-    reason = None if len(rows) else "FastF1 returned no laps"
-    total_laps = getattr(session, "total_laps", None)
-    return _laps_result(race, rows, results, total_laps, reason=reason, missing=loaded.missing_streams, url=url)
+    return laps_to_rows(loaded.laps, loaded.race.season, loaded.race.round, driver_ids)
 
 
 def _laps_result(
     race: RaceKey,
     rows: pd.DataFrame,
-    results: pd.DataFrame,
-    fastf1_total_laps: Any,
+    checks: list[dg.AssetCheckResult],
+    live: LiveTiming,
     *,
     reason: str | None,
-    missing: tuple[str, ...],
     url: str | None,
 ) -> dg.MaterializeResult:
     metadata: dict[str, Any] = {
@@ -180,7 +272,7 @@ def _laps_result(
         "dagster/column_schema": FASTF1_LAPS_SCHEMA,
         "race": race.key,
         "drivers": int(rows["driver_number"].nunique()) if len(rows) else 0,
-        "missing_streams": ", ".join(missing) or "none",
+        **live.metadata(),
     }
     if reason:
         metadata["empty_reason"] = reason
@@ -190,7 +282,7 @@ def _laps_result(
         sc = rows["track_status"].fillna("").str.contains("4")
         metadata["safety_car_laps"] = sorted(int(n) for n in rows.loc[sc, "lap_number"].unique())
         metadata["stints"] = dg.MetadataValue.json(stints_by_driver(rows))
-    return dg.MaterializeResult(metadata=metadata, check_results=laps_checks(rows, results, fastf1_total_laps))
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
 def laps_checks(rows: pd.DataFrame, results: pd.DataFrame, fastf1_total_laps: Any = None) -> list[dg.AssetCheckResult]:
@@ -239,17 +331,18 @@ def _drivers_in_results(asset: str, driver_numbers: Iterable[Any], results: pd.D
 
 # ---------------------------------------------------------------------------------- raw_telemetry
 
-TELEMETRY_CHECKS = [
-    dg.AssetCheckSpec("throttle_range", asset="raw_telemetry", description="Throttle is 0–100 %."),
-    dg.AssetCheckSpec("speed_range", asset="raw_telemetry", description="Speed is 0–400 km/h."),
-    dg.AssetCheckSpec("gear_range", asset="raw_telemetry", description="nGear is 0–8."),
-    dg.AssetCheckSpec("lap_numbers_within_race", asset="raw_telemetry",
-                      description="Tagged lap numbers are 1..the race's laps."),
-    dg.AssetCheckSpec("completeness", asset="raw_telemetry",
-                      description=f"Per driver, ≥ {COMPLETENESS_MIN:.0%} of samples have every channel (WARN)."),
-    dg.AssetCheckSpec("drivers_in_results", asset="raw_telemetry",
-                      description="Every telemetry driver is in the race's Jolpica results."),
-]
+TELEMETRY_RULES = {
+    "throttle_range": ("ERROR", "Throttle is 0–100 %"),
+    "speed_range": ("ERROR", "Speed is 0–400 km/h"),
+    "gear_range": ("ERROR", "nGear is 0–8"),
+    "lap_numbers_within_race": ("ERROR", "Tagged lap numbers are 1..the race's laps"),
+    "completeness": ("WARN", f"Per driver, ≥ {COMPLETENESS_MIN:.0%} of samples have every channel"),
+    "drivers_in_results": ("ERROR", "Every telemetry driver is in the race's Jolpica results"),
+    LIVE_TIMING_CHECK: ("ERROR", "FastF1 served car data, position and timing data (2018+ races FastF1 has "
+                                 "a session for); failures name the missing streams or the unreachable host"),
+}
+TELEMETRY_CHECK_SPECS = check_specs("raw_telemetry", TELEMETRY_RULES, non_blocking=[LIVE_TIMING_CHECK])
+NO_TELEMETRY = TelemetryStats(0, 0, 0, 0, 0)
 
 
 @dg.asset(
@@ -259,58 +352,59 @@ TELEMETRY_CHECKS = [
     group_name=GROUP,
     deps=[fastf1_laps],
     description="Car data + position merged per driver, tagged with lap numbers (one Parquet per race, 2018+).",
-    check_specs=TELEMETRY_CHECKS,
+    check_specs=TELEMETRY_CHECK_SPECS,
 )
 def raw_telemetry(
     context: dg.AssetExecutionContext,
     fastf1: FastF1Resource,
     warehouse: WarehouseResource,
     blob_store: BlobStoreResource,
-) -> dg.MaterializeResult:
+) -> Iterator[Any]:
     race = parse_race_key(context.partition_key)
     store = blob_store.get()
     key = telemetry_blob_key(race)
-    loaded = _load(fastf1, race, telemetry=True)
+    outcome = _load(fastf1, race, telemetry=True)
+    live = LiveTiming.of(outcome, TELEMETRY_ASSET_STREAMS)
     results = _results(warehouse.get(), race)
 
-    def previous() -> str | None:
-        return f"telemetry Parquet {store.url(key)}" if store.exists(key) else None
+    frame, stats, race_laps = empty_telemetry(), NO_TELEMETRY, None
+    if isinstance(outcome, LoadedRace) and (outcome.car_data or outcome.pos_data):
+        codes = {}
+        if len(outcome.results) and "Abbreviation" in outcome.results:
+            codes = {str(k): v for k, v in outcome.results["Abbreviation"].dropna().items()}
+        laps = outcome.laps
+        frame, stats = merge_race_telemetry(outcome.car_data, outcome.pos_data, laps, codes)
+        race_laps = int(laps["LapNumber"].max()) if len(laps) else outcome.total_laps
+    checks = [*telemetry_checks(frame, results, race_laps), live.check("raw_telemetry")]
 
-    if isinstance(loaded, FastF1Unavailable):
-        _refuse_to_shrink("telemetry", race, previous(), loaded.reason)
-        return _telemetry_result(race, empty_telemetry(), TelemetryStats(0, 0, 0, 0, 0), results, None,
-                                 reason=loaded.reason, missing=loaded.missing_streams, url=None, size=0)
-    session = loaded.session
-    missing_tel = [s for s in loaded.missing_streams if s in ("CarData.z", "Position.z")]
-    if missing_tel:
-        _refuse_to_shrink("telemetry", race, previous(), "missing streams " + ", ".join(missing_tel))
-    car = session.car_data if "CarData.z" not in missing_tel else {}
-    pos = session.pos_data if "Position.z" not in missing_tel else {}
-    if not car and not pos:
-        return _telemetry_result(race, empty_telemetry(), TelemetryStats(0, 0, 0, 0, 0), results, None,
-                                 reason="no car telemetry: " + ", ".join(missing_tel) + " missing",
-                                 missing=loaded.missing_streams, url=None, size=0)
-    codes = {}
-    if len(session.results) and "Abbreviation" in session.results:
-        codes = {str(k): v for k, v in session.results["Abbreviation"].dropna().items()}
-    laps = session.laps if "TimingData" not in loaded.missing_streams else pd.DataFrame()
-    frame, stats = merge_race_telemetry(car, pos, laps, codes)
-    data = to_parquet_bytes(frame)
-    url = store.put(key, data, "application/vnd.apache.parquet")
-    race_laps = int(laps["LapNumber"].max()) if len(laps) else None
-    return _telemetry_result(race, frame, stats, results, race_laps, reason=None,
-                             missing=loaded.missing_streams, url=url, size=len(data))
+    stored = f"telemetry Parquet {store.url(key)}" if store.exists(key) else None
+    blocked = blocking_failures(checks, TELEMETRY_CHECK_SPECS)
+    if blocked:
+        yield from reject(checks, f"raw_telemetry for race {race.key}: {describe_failures(blocked)}. Nothing "
+                                  f"was written; what is stored ({stored or 'nothing'}) is kept.")
+    if stored and not _allow_shrink(context) and (not live.passed or frame.empty):
+        yield from reject([live.check("raw_telemetry")],
+                          _refusal("telemetry", race, live.reason or "no telemetry now", stored))
+
+    url, size = None, 0
+    if len(frame):
+        data = to_parquet_bytes(frame)
+        url, size = store.put(key, data, "application/vnd.apache.parquet"), len(data)
+    elif stored:
+        store.delete(key)
+    reason = None
+    if frame.empty:
+        reason = live.reason if live.state != "complete" else "FastF1 returned no car telemetry"
+    yield _telemetry_result(race, stats, checks, live, reason=reason, url=url, size=size)
 
 
 def _telemetry_result(
     race: RaceKey,
-    frame: pd.DataFrame,
     stats: TelemetryStats,
-    results: pd.DataFrame,
-    fastf1_race_laps: int | None,
+    checks: list[dg.AssetCheckResult],
+    live: LiveTiming,
     *,
     reason: str | None,
-    missing: tuple[str, ...],
     url: str | None,
     size: int,
 ) -> dg.MaterializeResult:
@@ -324,14 +418,13 @@ def _telemetry_result(
         "interpolated": stats.interpolated,
         "gap_samples": stats.gap_samples,
         "bytes": size,
-        "missing_streams": ", ".join(missing) or "none",
+        **live.metadata(),
     }
     if reason:
         metadata["empty_reason"] = reason
     if url:
         metadata["parquet"] = dg.MetadataValue.path(url)
-    return dg.MaterializeResult(metadata=metadata,
-                                check_results=telemetry_checks(frame, results, fastf1_race_laps))
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
 def telemetry_checks(

@@ -1,26 +1,40 @@
 """The FastF1 resource: loads one race session through FastF1's own code, from configurable hosts.
 
 Called by the FastF1 ingest assets (`f1_assets.assets.ingest_fastf1`) and by tests. It owns all of
-FastF1's process-wide state: the three upstream hosts (live timing, schedule files, Jolpica) and
-the cache directory, both set right before each load, so a run never reads `~/.cache/fastf1` and
-never talks to a host the configuration did not name.
+FastF1's process-wide state: the upstream hosts (live timing, schedule files, Jolpica) and the cache
+directory, both set right before each load, so a run never reads `~/.cache/fastf1` and never talks
+to a host the configuration did not name.
 
-`load_race` returns a `LoadedRace` (the session plus the streams that were missing) or raises
-`FastF1Unavailable` (nothing usable: pre-2018, unknown race, no drivers/laps) or `FastF1DataError`
-(the upstream answered with data that does not decode: fail, keep what is stored).
+FastF1 does not raise on upstream trouble: it logs a warning and falls back (schedule backends) or
+goes on without the stream. The resource reads FastF1's log during the load (down to the DEBUG
+records that carry the exception) and turns it into one of four outcomes of `load_race`:
+
+- `LoadedRace`: the live-timing host answered. `missing_streams` names the streams FastF1 got nothing
+  usable from (not served, empty, or unusable), `not_served` those the host answered with an HTTP
+  error; no missing streams means complete.
+- `FastF1NoSession`: there is nothing to load — before 2018, or FastF1's schedule (loaded) has no
+  such round. An explained empty result, not a fault.
+- `FastF1UpstreamError`: FastF1 could not get the data — a host refused the connection, did not
+  resolve or timed out (`retryable`; retried in the step `connect_retries` times first), FastF1's own
+  rate limit, or no schedule backend had the season (not retryable). Try again later; never "no session".
+- `FastF1DataError`: the upstream answered with lines that do not decode (fail, keep what is stored).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
+import pandas as pd
+import requests
 
 from f1_assets import settings
 from f1_assets.partitions import RaceKey
@@ -30,6 +44,9 @@ FIRST_FASTF1_SEASON = 2018
 # which live-timing streams feed each part of a loaded session
 LAP_STREAMS = ("TimingData", "TimingAppData")
 TELEMETRY_STREAMS = ("CarData.z", "Position.z")
+# every stream a laps load reads (DESIGN.md "Upstream: FastF1", plus the race control messages)
+SESSION_STREAMS = ("SessionInfo", "DriverList", "SessionStatus", "LapCount", "TrackStatus", *LAP_STREAMS,
+                   "RaceControlMessages")
 
 # FastF1 logs "Fetching <what>..." before each stream and "Failed to decode N messages" after a bad one
 _FETCHING = re.compile(r"Fetching (.+?)\.\.\.")
@@ -46,16 +63,33 @@ _STREAM_OF_FETCH = {
     "driver list": "DriverList",
     "weather data": "WeatherData",
     "session info data": "SessionInfo",
+    "season schedule": "Index.json",
 }
+# connection-level failures: the host was not reached at all (refused, DNS, timeout)
+_UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+
+log = logging.getLogger(__name__)
 
 
-class FastF1Unavailable(Exception):
-    """FastF1 has no usable data for the race; the asset materializes empty with this reason."""
+class FastF1NoSession(Exception):
+    """FastF1 has no race session for the race (before 2018, or not in its schedule): materialize empty."""
 
-    def __init__(self, race: RaceKey, reason: str, missing_streams: tuple[str, ...] = ()):
+    def __init__(self, race: RaceKey, reason: str):
         self.race = race
         self.reason = reason
-        self.missing_streams = missing_streams
+        super().__init__(f"race {race.key}: {reason}")
+
+
+class FastF1UpstreamError(Exception):
+    """FastF1 could not get the race's data from its upstream; `retryable` when a later try may work."""
+
+    def __init__(self, race: RaceKey, reason: str, urls: tuple[str, ...] = (), *, retryable: bool,
+                 attempts: int = 1):
+        self.race = race
+        self.reason = reason
+        self.urls = urls
+        self.retryable = retryable
+        self.attempts = attempts
         super().__init__(f"race {race.key}: {reason}")
 
 
@@ -65,24 +99,78 @@ class FastF1DataError(Exception):
 
 @dataclass
 class LoadedRace:
+    """A loaded session; the accessors return empty values for what FastF1 could not load."""
+
     race: RaceKey
     session: Any  # fastf1.core.Session, loaded
     missing_streams: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
+    not_served: tuple[str, ...] = ()  # of the missing streams, the ones the host answered with an error
+
+    def _loaded(self, attr: str) -> Any:
+        from fastf1.exceptions import DataNotLoadedError
+
+        try:
+            return getattr(self.session, attr)
+        except (DataNotLoadedError, AttributeError):  # FastF1 raises instead of returning nothing
+            return None
 
     @property
     def driver_numbers(self) -> list[str]:
-        return [str(d) for d in self.session.drivers]
+        return [str(d) for d in (self._loaded("drivers") or [])]
+
+    @property
+    def laps(self) -> pd.DataFrame:
+        """FastF1's laps; empty without timing data (FastF1 then still makes placeholder laps from Jolpica)."""
+        laps = self._loaded("laps")
+        if laps is None or "TimingData" in self.missing_streams:
+            return pd.DataFrame()
+        return laps
+
+    @property
+    def timed_laps(self) -> int:
+        """Laps that came from live timing (not FastF1's placeholders)."""
+        laps = self.laps
+        if "FastF1Generated" in laps:
+            return int((~laps["FastF1Generated"].fillna(False).astype(bool)).sum())
+        return len(laps)
+
+    @property
+    def results(self) -> pd.DataFrame:
+        results = self._loaded("results")
+        return results if results is not None else pd.DataFrame()
+
+    @property
+    def total_laps(self) -> int | None:
+        value = self._loaded("total_laps")
+        return int(value) if value is not None and pd.notna(value) else None
+
+    @property
+    def car_data(self) -> dict:
+        return (self._loaded("car_data") or {}) if "CarData.z" not in self.missing_streams else {}
+
+    @property
+    def pos_data(self) -> dict:
+        return (self._loaded("pos_data") or {}) if "Position.z" not in self.missing_streams else {}
+
+    @property
+    def api_path(self) -> str:
+        return str(self._loaded("api_path") or "")
 
 
 class _FastF1Log(logging.Handler):
-    """Collects FastF1's warnings during one load and which stream each decode failure hit."""
+    """Collects, during one load, FastF1's warnings, which stream each decode failure hit, the streams
+    the host did not serve and the URLs it could not reach (from the exceptions FastF1 logs at DEBUG)."""
 
     def __init__(self) -> None:
-        super().__init__(level=logging.INFO)
+        super().__init__(level=logging.DEBUG)
         self.current_stream = "unknown stream"
         self.warnings: list[str] = []
         self.decode_failures: list[str] = []
+        self.not_served: list[str] = []
+        self.unreachable: list[str] = []
+        self.unreachable_errors: list[str] = []
+        self.rate_limited: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -94,6 +182,15 @@ class _FastF1Log(logging.Handler):
             self.decode_failures.append(
                 f"{self.current_stream}: {decode.group(1)} of {decode.group(2)} lines are not valid JSON"
             )
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, _UNREACHABLE):
+            request = getattr(exc, "request", None)
+            url = getattr(request, "url", None) or str(exc)
+            if url not in self.unreachable:
+                self.unreachable.append(url)
+                self.unreachable_errors.append(type(exc).__name__)
+        elif type(exc).__name__ == "SessionNotAvailableError":  # FastF1: the host answered 4xx/5xx
+            self.not_served.append(self.current_stream)
         if record.levelno >= logging.WARNING:
             self.warnings.append(message.strip())
 
@@ -104,13 +201,26 @@ def _capture_fastf1_log() -> Iterator[_FastF1Log]:
     handler = _FastF1Log()
     old_level = logger.level
     logger.addHandler(handler)
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
+    # FastF1 logs the exception behind each fallback at DEBUG; its own console handler stays at INFO
+    logger.setLevel(logging.DEBUG)
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+
+
+def _unreachable(urls: list[str], errors: list[str]) -> str:
+    """`http://host:port (ConnectionError on 8 requests, first …/SessionInfo.jsonStream)`, per host."""
+    by_host: dict[str, list[tuple[str, str]]] = {}
+    for url, error in zip(urls, errors, strict=True):
+        parts = urlsplit(url)
+        by_host.setdefault(f"{parts.scheme}://{parts.netloc}", []).append((url, error))
+    return "; ".join(
+        f"{settings.redact(host)} ({'/'.join(dict.fromkeys(e for _, e in hits))} on {len(hits)} "
+        f"request{'s' if len(hits) > 1 else ''}, first {settings.redact(hits[0][0])})"
+        for host, hits in by_host.items()
+    )
 
 
 class FastF1Resource(dg.ConfigurableResource):
@@ -120,7 +230,8 @@ class FastF1Resource(dg.ConfigurableResource):
     `F1_LIVETIMING_URL`, `jolpica_url` to `F1_JOLPICA_URL`, `schedule_url` to `F1_FASTF1_SCHEDULE_URL`
     (default FastF1's own schedule repository), `cache_dir` to `F1_HOME/fastf1-cache`. Use a pool
     limit of 1 (pool `fastf1`): FastF1's SQLite HTTP cache locks under parallel writers, and its hosts
-    are process-wide.
+    are process-wide. A host that cannot be reached is tried again `connect_retries` times in the step,
+    `retry_backoff_seconds` apart (doubling); longer outages are retried by `fastf1_retry_sensor`.
     """
 
     livetiming_url: str | None = None
@@ -128,26 +239,34 @@ class FastF1Resource(dg.ConfigurableResource):
     jolpica_url: str | None = None
     cache_dir: str | None = None
     offline: bool = False  # serve only what the cache holds (no request at all)
+    connect_retries: int = 2
+    retry_backoff_seconds: float = 5.0
 
     def effective_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else settings.f1_home() / "fastf1-cache"
+
+    def _livetiming(self) -> str:
+        return (self.livetiming_url or settings.livetiming_url()).rstrip("/")
 
     def _configure_fastf1(self) -> None:
         import fastf1
         import fastf1._api
         import fastf1.ergast.interface
+        import fastf1.ergast.legacy
         import fastf1.events
 
-        livetiming = (self.livetiming_url or settings.livetiming_url()).rstrip("/")
+        livetiming = self._livetiming()
         schedule = (self.schedule_url or settings.fastf1_schedule_url()).rstrip("/") + "/"
         jolpica = (self.jolpica_url or settings.jolpica_url()).rstrip("/")
         # FastF1 has no public setting for its hosts: they are module constants read at request
         # time. This is the one place in the project that sets them (and the only private access).
-        # The mirror is set to the same host so that nothing ever falls back to FastF1's own mirror.
+        # The mirror is set to the same host so that nothing ever falls back to FastF1's own mirror;
+        # the legacy Ergast module (the schedule's last fallback) holds its own copy of the Jolpica URL.
         fastf1._api.base_url = livetiming
         fastf1._api.base_url_mirror = livetiming
         fastf1.events._SCHEDULE_BASE_URL = schedule
         fastf1.ergast.interface.BASE_URL = jolpica
+        fastf1.ergast.legacy.base_url = jolpica
 
         cache_dir = self.effective_cache_dir()
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -156,59 +275,97 @@ class FastF1Resource(dg.ConfigurableResource):
         fastf1.Cache.offline_mode(self.offline)
 
     def load_race(self, race: RaceKey, *, laps: bool = True, telemetry: bool = False) -> LoadedRace:
-        """Load the race session of `race` (results, laps, track status, messages; telemetry on request)."""
+        """Load the race session of `race` (results, laps, track status, messages; telemetry on request).
+
+        Raises `FastF1NoSession`, `FastF1UpstreamError` or `FastF1DataError` (see the module docstring).
+        """
         if race.season < FIRST_FASTF1_SEASON:
-            raise FastF1Unavailable(race, f"no FastF1 data before {FIRST_FASTF1_SEASON}")
+            raise FastF1NoSession(race, f"no FastF1 data before {FIRST_FASTF1_SEASON}")
         self._configure_fastf1()
-        import fastf1
-        from fastf1.exceptions import DataNotLoadedError
-
-        with _capture_fastf1_log() as log:
+        attempt = 1
+        while True:
             try:
-                session = fastf1.get_session(race.season, race.round, "R")
-            except ValueError as exc:  # FastF1: round not in the season's schedule
-                raise FastF1Unavailable(race, f"FastF1 has no race session for this round: {exc}") from exc
-            session.load(laps=laps, telemetry=telemetry, weather=False, messages=laps)
+                return self._load_once(race, laps=laps, telemetry=telemetry)
+            except FastF1UpstreamError as exc:
+                exc.attempts = attempt
+                if not exc.retryable or attempt > self.connect_retries:
+                    raise
+                wait = self.retry_backoff_seconds * 2 ** (attempt - 1)
+                log.warning("FastF1 %s, attempt %d of %d; trying again in %.1f s",
+                            exc, attempt, self.connect_retries + 1, wait)
+                time.sleep(wait)
+                attempt += 1
 
-        if log.decode_failures:
+    def _load_once(self, race: RaceKey, *, laps: bool, telemetry: bool) -> LoadedRace:
+        import fastf1
+        from fastf1.exceptions import RateLimitExceededError
+
+        with _capture_fastf1_log() as fastf1_log:
+            try:
+                # FastF1 tries its schedule backends in turn (schedule files, live timing's Index.json,
+                # Jolpica) and raises ValueError only when all of them failed
+                schedule = fastf1.get_event_schedule(race.season, include_testing=False)
+            except ValueError as exc:
+                if fastf1_log.unreachable:
+                    raise FastF1UpstreamError(
+                        race, f"FastF1's {race.season} schedule is unreachable: "
+                        + _unreachable(fastf1_log.unreachable, fastf1_log.unreachable_errors),
+                        tuple(fastf1_log.unreachable), retryable=True) from exc
+                raise FastF1UpstreamError(
+                    race, f"no FastF1 schedule backend has the {race.season} season: "
+                    + "; ".join(w for w in fastf1_log.warnings if "schedule" in w), retryable=False) from exc
+            try:
+                session = schedule.get_event_by_round(race.round).get_session("R")
+            except ValueError as exc:
+                raise FastF1NoSession(race, f"FastF1 has no race session for this round: {exc}") from exc
+            try:
+                session.load(laps=laps, telemetry=telemetry, weather=False, messages=laps)
+            except RateLimitExceededError as exc:
+                raise FastF1UpstreamError(race, f"FastF1's own request limit was hit: {exc}", retryable=True) from exc
+
+        if fastf1_log.decode_failures:
             raise FastF1DataError(
                 f"race {race.key}: malformed live-timing data from {session.api_path}: "
-                + "; ".join(log.decode_failures)
+                + "; ".join(fastf1_log.decode_failures)
                 + " — nothing was written; the previous version is kept"
             )
+        loaded = LoadedRace(race=race, session=session, warnings=fastf1_log.warnings)
+        missing = _missing_streams(loaded, fastf1_log.not_served, laps=laps, telemetry=telemetry)
+        livetiming = [(u, e) for u, e in zip(fastf1_log.unreachable, fastf1_log.unreachable_errors, strict=True)
+                      if u.startswith(self._livetiming())]
+        if missing and livetiming:
+            urls, errors = zip(*livetiming, strict=True)
+            raise FastF1UpstreamError(
+                race, f"the live-timing host is unreachable: {_unreachable(list(urls), list(errors))}; "
+                f"streams not loaded: {', '.join(missing)}", tuple(urls), retryable=True)
+        loaded.missing_streams = missing
+        loaded.not_served = tuple(s for s in missing if s in fastf1_log.not_served)
+        return loaded
 
-        def loaded(attr: str) -> Any:
-            try:
-                return getattr(session, attr)
-            except DataNotLoadedError:
-                return None
 
-        missing: list[str] = []
-        if len(session.drivers) == 0:
-            # session.load() does not raise on missing data: 0 drivers means nothing came back
-            raise FastF1Unavailable(
-                race,
-                f"FastF1 loaded 0 drivers from {session.api_path} (DriverList/TimingData missing or empty)",
-                ("DriverList", *LAP_STREAMS),
-            )
-        if laps:
-            lap_frame = loaded("laps")
-            if lap_frame is not None and "FastF1Generated" in lap_frame:
-                # without timing data FastF1 still makes one placeholder lap per driver from Jolpica
-                lap_frame = lap_frame[~lap_frame["FastF1Generated"].fillna(False).astype(bool)]
-            if lap_frame is None or len(lap_frame) == 0:
-                missing.extend(LAP_STREAMS)
-            for attr, stream in (
-                ("track_status", "TrackStatus"),
-                ("session_status", "SessionStatus"),
-                ("race_control_messages", "RaceControlMessages"),
-            ):
-                frame = loaded(attr)
-                if frame is None or len(frame) == 0:
-                    missing.append(stream)
-        if telemetry:
-            for attr, stream in (("car_data", "CarData.z"), ("pos_data", "Position.z")):
-                data = loaded(attr)
-                if not data:
-                    missing.append(stream)
-        return LoadedRace(race=race, session=session, missing_streams=tuple(missing), warnings=log.warnings)
+def _missing_streams(loaded: LoadedRace, not_served: list[str], *, laps: bool, telemetry: bool) -> tuple[str, ...]:
+    """The streams a loaded session lacks: the ones the host did not serve, and the ones FastF1 made
+    nothing of (a stream can be served and still be empty)."""
+    missing: list[str] = []
+    if not loaded.driver_numbers:
+        # session.load() does not raise on missing data: 0 drivers means nothing came back
+        missing.append("DriverList")
+    if laps:
+        if loaded.timed_laps == 0:
+            # without TimingData FastF1 does not even ask for TimingAppData: name what was not served
+            missing.extend([s for s in LAP_STREAMS if s in not_served] or LAP_STREAMS)
+        for attr, stream in (
+            ("track_status", "TrackStatus"),
+            ("session_status", "SessionStatus"),
+            ("race_control_messages", "RaceControlMessages"),
+        ):
+            frame = loaded._loaded(attr)
+            if frame is None or len(frame) == 0:
+                missing.append(stream)
+    if telemetry:
+        for attr, stream in (("car_data", "CarData.z"), ("pos_data", "Position.z")):
+            if not loaded._loaded(attr):
+                missing.append(stream)
+    read = (SESSION_STREAMS if laps else ()) + (TELEMETRY_STREAMS if telemetry else ())
+    missing.extend(s for s in dict.fromkeys(not_served) if s in read and s not in missing)
+    return tuple(missing)
