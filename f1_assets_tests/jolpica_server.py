@@ -6,7 +6,8 @@ derived from the recorded races of a recorded schedule. The server pages them th
 `limit` capped at 100 (default 30), `offset`, `MRData.total`, an empty page past the end, 400 for a
 laps request without a round, 403 for a query parameter containing "cache", 404 for an unknown path,
 `Cache-Control: max-age=600`. Faults for tests: throttling (burst per second and an hourly budget,
-429 without Retry-After), a number of 500s, truncated JSON, an HTML page.
+429 without Retry-After), a number of 500s, truncated JSON, an HTML page, a body trickled one byte
+at a time, and a hook that changes the data between pages (an upstream that shrinks or grows mid-fetch).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -149,6 +151,10 @@ class Faults:
     truncate: int = 0  # the next N requests answer a truncated JSON body
     html: int = 0  # the next N requests answer 200 with an HTML page (a portal or a misconfigured mirror)
     delay_seconds: float = 0.0
+    trickle_seconds: float = 0.0  # send 200 bodies one byte at a time, this many seconds apart
+    # called as before_page(endpoint, offset, state) under the state lock before a page is built: tests
+    # change `state.datasets` here to imitate an upstream that changes between pages
+    before_page: Callable[[str, int, ServerState], None] | None = None
 
 
 @dataclass
@@ -176,6 +182,16 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 200:
             self.send_header("Cache-Control", "max-age=600")
         self.end_headers()
+        trickle = self.state.faults.trickle_seconds
+        if status == 200 and trickle:
+            try:
+                for i in range(len(body)):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(trickle)
+            except OSError:  # the client gave up
+                return
+            return
         self.wfile.write(body)
 
     def _error(self, status: int, detail: str) -> None:
@@ -232,7 +248,11 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._error(400, "Bad Request: limit and offset must be integers")
         host = f"http://{self.headers.get('Host', '127.0.0.1')}{parts.path}"
-        body = json.dumps(dataset.page(host, limit, offset)).encode()
+        with state.lock:
+            if faults.before_page is not None:
+                faults.before_page(endpoint, offset, state)
+                dataset = state.datasets.get(endpoint, dataset)
+            body = json.dumps(dataset.page(host, limit, offset)).encode()
         if fault == "truncate":
             body = body[: len(body) // 2]
         self._send(200, body)

@@ -12,7 +12,13 @@ import pandas as pd
 import psycopg
 import pytest
 
-from f1_assets.storage.warehouse import POSTGRES_ONLY_MARKER, WarehouseError, schema_sql, warehouse_from_url
+from f1_assets.storage.warehouse import (
+    POSTGRES_ONLY_MARKER,
+    ShrinkRefused,
+    WarehouseError,
+    schema_sql,
+    warehouse_from_url,
+)
 
 
 def _laps(season: int, rnd: int, n: int, marker: int = 0) -> pd.DataFrame:
@@ -41,6 +47,21 @@ def test_replace_is_idempotent_and_touches_one_partition(warehouse_url):
     # an empty frame empties the partition (data that vanished upstream does not linger)
     wh.replace_partition("raw_laps", _laps(2023, 2, 0), {"season": 2023, "round": 2})
     assert wh.count("raw_laps", {"season": 2023, "round": 2}) == 0
+
+
+def test_a_smaller_version_is_refused_inside_the_transaction(warehouse_url):
+    wh = warehouse_from_url(warehouse_url)
+    part = {"season": 2023, "round": 1}
+    wh.replace_partition("raw_laps", _laps(2023, 1, 100), part, allow_shrink=False)
+    for smaller in (60, 0):
+        with pytest.raises(ShrinkRefused, match=f"{smaller} rows, fewer than the 100 stored") as refused:
+            wh.replace_partition("raw_laps", _laps(2023, 1, smaller, marker=7), part, allow_shrink=False)
+        assert (refused.value.stored, refused.value.new) == (100, smaller)
+        assert wh.count("raw_laps", part) == 100
+        assert set(wh.read_partition("raw_laps", part)["lap_time_ms"]) == {90_000}  # untouched
+    wh.replace_partition("raw_laps", _laps(2023, 1, 100, marker=3), part, allow_shrink=False)  # same size: fine
+    wh.replace_partition("raw_laps", _laps(2023, 1, 40), part, allow_shrink=True)  # asked for explicitly
+    assert wh.count("raw_laps", part) == 40
 
 
 def test_bad_frames_are_refused_naming_the_problem(warehouse_url):

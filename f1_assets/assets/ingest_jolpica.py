@@ -397,7 +397,7 @@ def _has_rows_check(asset: str, df: pd.DataFrame, fetched: FetchResult | None,
     """A race that has run has rows for every table its era and schedule say exist."""
     if fetched is None:
         return dg.AssetCheckResult(asset_key=asset, check_name="has_rows", passed=True,
-                                   metadata={"rows": 0, "note": "no such data upstream for this race (see empty_reason)"})
+                                   metadata={"rows": 0, "note": "not upstream for this race (see empty_reason)"})
     return dg.AssetCheckResult(
         asset_key=asset, check_name="has_rows", passed=len(df) > 0, severity=severity,
         metadata={"rows": len(df), "upstream_total": fetched.total, "url": fetched.source(0),
