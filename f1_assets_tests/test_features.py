@@ -170,9 +170,11 @@ def test_fastf1_laps_flow_through(bahrain: dict[str, pd.DataFrame]) -> None:
     others = f[f["driver_id"] != "max_verstappen"]
     assert others["track_status"].isna().all() and others["safety_car"].isna().all()
     assert set(others["tire_compound"]) == {"UNKNOWN"}
-    # partial FastF1 coverage of a race is a completeness failure once the race has FastF1 data
-    outcome = checks.check_completeness(f, has_fastf1=True)
-    assert not outcome.passed and {"track_status", "safety_car"} <= set(outcome.metadata["failing_keys"])
+    # partial FastF1 coverage is a warning: the FastF1 columns are optional, never a reason to block
+    assert checks.check_completeness(f, has_fastf1=True).passed
+    coverage = checks.check_fastf1_coverage(f, has_fastf1=True)
+    assert not coverage.passed and coverage.severity == "WARN"
+    assert coverage.metadata["failing_rows"] == BAHRAIN_LAPS - BAHRAIN_SCHEDULED
 
 
 # ------------------------------------------------------------------------- telemetry_features
@@ -288,7 +290,9 @@ def test_completeness_and_join_failures(features: pd.DataFrame, bahrain: dict[st
     outcome = checks.check_completeness(bad, has_fastf1=False)
     assert not outcome.passed and outcome.metadata["failing_keys"] == ["gap_to_leader_ms"]
     assert outcome.metadata["completeness"]["gap_to_leader_ms"] == pytest.approx(1 - 60 / BAHRAIN_LAPS, abs=1e-4)
-    assert not checks.check_completeness(features, has_fastf1=True).passed  # FastF1 columns now judged
+    assert checks.check_completeness(features, has_fastf1=True).passed  # FastF1 columns: coverage, a WARN
+    assert not checks.check_fastf1_coverage(features, has_fastf1=True).passed
+    assert checks.check_fastf1_coverage(features, has_fastf1=False).passed
     other = bahrain["races"].assign(round=2)
     joined = checks.check_rows_join_race(features, other)
     assert not joined.passed and joined.metadata["failing_rows"] == BAHRAIN_LAPS
@@ -351,11 +355,63 @@ def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataF
         assert mats["telemetry_features"].materialization.metadata["dagster/row_count"].value == 3
         assert wh.count("lap_features", part) == BAHRAIN_LAPS
 
-        # a race without telemetry materializes empty with the reason
-        empty = dg.materialize([telemetry_features], partition_key="2023-02", resources=resources,
+        # a 2018+ race without raw telemetry: telemetry_features waits (no materialization, an observation)
+        waiting = dg.materialize([telemetry_features], partition_key="2023-02", resources=resources,
+                                 instance=instance)
+        assert waiting.success and not waiting.get_asset_materialization_events()
+        observed = [e for e in waiting.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+        assert "no raw telemetry" in observed[0].asset_observation_data.asset_observation.metadata["reason"].value
+        assert "2023-02" not in instance.get_materialized_partitions(dg.AssetKey("telemetry_features"))
+
+        # before 2018 there is no telemetry to wait for: empty, with the reason
+        instance.add_dynamic_partitions("races", ["2017-04"])
+        empty = dg.materialize([telemetry_features], partition_key="2017-04", resources=resources,
                                instance=instance)
         meta = empty.get_asset_materialization_events()[0].materialization.metadata
-        assert meta["dagster/row_count"].value == 0 and "no raw telemetry" in meta["empty_reason"].value
+        assert meta["dagster/row_count"].value == 0 and "before 2018" in meta["empty_reason"].value
+
+
+def test_a_failing_error_rule_blocks_and_keeps_the_stored_rows(bahrain: dict[str, pd.DataFrame],
+                                                                tmp_path: Path) -> None:
+    """position_range (ERROR, blocking) fails on the new input: nothing written, the step fails naming the
+    rule and its keys, no materialization, and a downstream asset in the same run is not built."""
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    wh = warehouse_from_url(url)
+    part = {"season": 2023, "round": 1}
+    for table, key in (("raw_races", "races"), ("raw_results", "results"), ("raw_laps", "laps"),
+                       ("raw_pit_stops", "pit_stops")):
+        wh.replace_partition(table, bahrain[key], part)
+    resources = {"warehouse": WarehouseResource(url=url), "blob_store": BlobStoreResource(url=str(tmp_path / "b"))}
+
+    @dg.asset(partitions_def=lap_features.partitions_def, deps=[lap_features])
+    def downstream() -> None:
+        pass
+
+    assert [s.blocking for s in lap_features.check_specs] == [
+        severity == "ERROR" for severity, _ in checks.LAP_FEATURE_CHECK_NAMES.values()]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("races", ["2023-01"])
+        assert dg.materialize([lap_features, downstream], partition_key="2023-01", resources=resources,
+                              instance=instance).success
+        before = wh.read_partition("lap_features", part)
+        assert len(before) == BAHRAIN_LAPS
+
+        laps = bahrain["laps"].copy()
+        laps.loc[laps.index[[10, 20]], "position"] = 99  # more than the 20 starters
+        wh.replace_partition("raw_laps", laps, part)
+        result = dg.materialize([lap_features, downstream], partition_key="2023-01", resources=resources,
+                                instance=instance, raise_on_error=False)
+        assert not result.success and not result.get_asset_materialization_events()
+        failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "lap_features")
+        message = failure.step_failure_data.error.message
+        bad = laps.loc[laps.index[[10, 20]]]
+        assert "position_range (2 failing" in message and "(1055 rows) is kept" in message
+        assert f"2023/1/{bad['driver_id'].iloc[0]}/{bad['lap_number'].iloc[0]}" in message
+        evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert not evals["position_range"].passed and evals["fuel_range"].passed
+        assert "downstream" not in {e.step_key for e in result.all_events if e.is_step_success}
+        after = wh.read_partition("lap_features", part)
+        pd.testing.assert_frame_equal(after, before)
 
 
 def test_neutralised_laps_are_seen_in_the_timing_without_fastf1(shared_data: Path, features: pd.DataFrame) -> None:

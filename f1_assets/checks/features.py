@@ -12,8 +12,11 @@ Rules (DESIGN.md "Quality rules"):
   (`position_text` not 'W'/'F', `status` not 'Did not start'/'Withdrawn'/'Did not qualify'/
   'Did not prequalify'). Era-independent: 30+ starters in the 1950s are fine.
 - pit stops per result 0–5: WARN above 5 (wet races have more).
-- feature completeness > 95 % non-NULL per feature column: ERROR. `track_status` and `safety_car`
-  are legitimately NULL without FastF1: reported, but excluded when the race has no FastF1 laps.
+- feature completeness > 95 % non-NULL per feature column: ERROR. The FastF1-only columns
+  (`track_status`, `safety_car`) are reported but not judged: lap_features is built from Jolpica
+  whether or not FastF1 delivered, so its FastF1 columns are optional (issue 9).
+- FastF1 coverage: with FastF1 laps for the race, > 95 % of rows carry FastF1's track status: WARN
+  (FastF1's own availability is the ERROR check `live_timing_available` on fastf1_laps).
 - every lap_features row joins its race (season, round in raw_races, race_id = 'YYYY-RR'): ERROR.
 - telemetry: throttle 0–100 %, speed 0–400 km/h on the per-lap aggregates: ERROR.
 """
@@ -176,11 +179,11 @@ def check_completeness(lap_features: pd.DataFrame, has_fastf1: bool, minimum: fl
                        ) -> CheckOutcome:
     """Every feature column > 95 % non-NULL: ERROR; failing keys are the columns below the bar.
 
-    `outlier_reason` is NULL by design (not an outlier). Without FastF1 laps for the race
-    `track_status`/`safety_car` are NULL by design: reported, not judged. An empty frame passes
-    (a race without lap timings has no features; the row-count metadata shows it).
+    `outlier_reason` is NULL by design (not an outlier); `track_status`/`safety_car` come from FastF1
+    only and are optional (see `check_fastf1_coverage`): both are reported, not judged. An empty frame
+    passes (a race without lap timings has no features; the row-count metadata shows it).
     """
-    exempt = set(COMPLETENESS_EXEMPT) | (set() if has_fastf1 else set(FASTF1_ONLY_COLUMNS))
+    exempt = set(COMPLETENESS_EXEMPT) | set(FASTF1_ONLY_COLUMNS)
     if lap_features.empty:
         share = {c: None for c in lap_features.columns}
     else:
@@ -195,6 +198,22 @@ def check_completeness(lap_features: pd.DataFrame, has_fastf1: bool, minimum: fl
         "excluded_columns": sorted(exempt),
         "has_fastf1": has_fastf1,
     })
+
+
+def check_fastf1_coverage(lap_features: pd.DataFrame, has_fastf1: bool, minimum: float = COMPLETENESS_MIN
+                          ) -> CheckOutcome:
+    """With FastF1 laps for the race, > 95 % of rows have FastF1's track status: WARN (failing keys are
+    rows without it). Without FastF1 laps the FastF1 columns are NULL by design: passes, says so."""
+    if not has_fastf1:
+        return CheckOutcome("fastf1_coverage", True, "WARN", "no FastF1 laps for this race: FastF1 columns NULL",
+                            {"rows_checked": len(lap_features), "failing_rows": 0, "failing_keys": [],
+                             "has_fastf1": False})
+    bad = lap_features[lap_features["track_status"].isna()]
+    share = 1 - len(bad) / len(lap_features) if len(lap_features) else 1.0
+    return CheckOutcome("fastf1_coverage", share > minimum, "WARN",
+                        f"FastF1 track status on > {minimum} of rows", {
+                            "rows_checked": len(lap_features), "failing_rows": int(len(bad)),
+                            "failing_keys": _keys(bad, LAP_KEY), "coverage": round(share, 4), "has_fastf1": True})
 
 
 def check_rows_join_race(lap_features: pd.DataFrame, races: pd.DataFrame) -> CheckOutcome:
@@ -237,6 +256,7 @@ def lap_feature_checks(lap_features: pd.DataFrame, results: pd.DataFrame, pit_st
         check_pit_stops_per_result(pit_stops, results),
         check_completeness(lap_features, has_fastf1),
         check_rows_join_race(lap_features, races),
+        check_fastf1_coverage(lap_features, has_fastf1),
     ]
 
 
@@ -252,6 +272,7 @@ LAP_FEATURE_CHECK_NAMES = {
     "pit_stops_per_result": ("WARN", "0-5 pit stops per result"),
     "feature_completeness": ("ERROR", "> 95 % non-NULL per feature column"),
     "rows_join_race": ("ERROR", "every lap_features row joins its race"),
+    "fastf1_coverage": ("WARN", "FastF1 track status on > 95 % of rows when the race has FastF1 laps"),
 }
 TELEMETRY_FEATURE_CHECK_NAMES = {
     "telemetry_features_schema": ("ERROR", "pandera schema of telemetry_features"),
