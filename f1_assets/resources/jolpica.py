@@ -444,22 +444,23 @@ class JolpicaResource(dg.ConfigurableResource):
 
     def client(self, log: Callable[[str], None] | None = None) -> JolpicaClient:
         """A client on the configured base URL and the shared budget. A setting that can never work
-        (malformed URL, a budget that is not a positive number, …) fails at once and is never retried."""
-        try:
-            limiter = RateLimiter(
-                self.ledger(),
-                per_second=self.burst_per_second,
-                per_hour=self.hourly_budget or settings.jolpica_hourly_budget(),
-                max_wait_seconds=self.max_wait_seconds,
-            )
-            return JolpicaClient(
-                self.base_url or settings.jolpica_url(),
-                archive=self.archive.get(),
-                limiter=limiter,
-                timeout_seconds=self.timeout_seconds,
-                max_retries=self.max_retries,
-                backoff_seconds=self.backoff_seconds,
-                log=log,
-            )
-        except settings.ConfigError as exc:
-            raise dg.Failure(description=settings.redact(exc), allow_retries=False) from None
+        (malformed URL, a budget that is not a positive number, …) raises `settings.ConfigError`, a
+        non-retryable `dg.Failure` naming the variable."""
+        per_hour = self.hourly_budget if self.hourly_budget is not None else settings.jolpica_hourly_budget()
+        if per_hour <= 0:
+            raise settings.ConfigError(f"JolpicaResource.hourly_budget must be a positive number, got {per_hour}")
+        limiter = RateLimiter(
+            self.ledger(),
+            per_second=self.burst_per_second,
+            per_hour=per_hour,
+            max_wait_seconds=self.max_wait_seconds,
+        )
+        return JolpicaClient(
+            self.base_url or settings.jolpica_url(),
+            archive=self.archive.get(),
+            limiter=limiter,
+            timeout_seconds=self.timeout_seconds,
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            log=log,
+        )
