@@ -76,7 +76,7 @@ def _run(url: str, instance: dg.DagsterInstance, split: dict | None, selection=N
         run_config["ops"]["split_views"] = {"config": split}
     return dg.materialize([split_views, driver_profiles, split_checks], selection=selection,
                           resources={"warehouse": WarehouseResource(url=url)}, instance=instance,
-                          run_config=run_config if selection is None else {})
+                          run_config=run_config if selection is None else {}, raise_on_error=False)
 
 
 def _meta(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
@@ -243,3 +243,30 @@ def test_checks_fail_when_a_view_leaks(warehouse_url: str, races, instance) -> N
     # re-materializing the splits repairs the views
     result = _run(warehouse_url, instance, SPLIT_A)
     assert all(e.passed for e in result.get_asset_check_evaluations())
+
+
+def test_a_failing_split_check_blocks_driver_profiles(warehouse_url: str, races, instance) -> None:
+    """A race whose rows straddle two splits (a race_date that differs inside one race) fails the blocking
+    no_race_in_another_split: driver_profiles is not built on it in that run and keeps its rows."""
+    assert all(s.blocking for s in split_checks.check_specs)
+    _load(warehouse_url, races)
+    assert _run(warehouse_url, instance, SPLIT_A).success
+    before = _profiles(warehouse_url)
+    assert len(before) == 20
+
+    wh = warehouse_from_url(warehouse_url)
+    bahrain = races[BAHRAIN]["features"].copy()
+    late = bahrain["lap_number"] > 50  # these rows claim a date inside the test split
+    bahrain["race_date"] = bahrain["race_date"].astype("object")
+    bahrain.loc[late, "race_date"] = pd.Timestamp("2023-07-09").date()
+    wh.replace_partition("lap_features", bahrain, {"season": 2023, "round": 1})
+
+    result = _run(warehouse_url, instance, SPLIT_A)
+    assert not result.success
+    checks = _checks(result)
+    assert not checks[("train", "no_race_in_another_split")].passed
+    assert checks[("train", "no_race_in_another_split")].metadata["failing_keys"].value == [BAHRAIN]
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "split_checks" and "blocking" in failure.step_failure_data.error.message
+    assert "driver_profiles" not in {m.asset_key.path[-1] for m in result.get_asset_materialization_events()}
+    _assert_same_profiles(_profiles(warehouse_url), before)

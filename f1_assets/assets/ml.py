@@ -9,7 +9,8 @@
 - `split_checks` (asset checks, `CHECKS`): read the views as they are *now* and compare them with the
   boundaries of the latest materialization of `train`: train never passes its end, validation stays
   inside its range, test never starts early, no race in two splits, and every lap_features row in
-  exactly one split (rows outside all splits are a WARN with their race keys).
+  exactly one split (rows outside all splits are a WARN with their race keys). The ERROR outcomes
+  are blocking: `driver_profiles` is not built in a run whose split checks failed.
 - `driver_profiles`: reads the `train` view only (and the raw_results rows of the races in it),
   computes the scores of `f1_assets.transforms.profiles`, replaces the whole table in one
   transaction, and attaches a consistency-vs-aggression PNG to its metadata.
@@ -271,19 +272,24 @@ def evaluate_split_checks(summary: pd.DataFrame, coverage: pd.DataFrame,
     return out
 
 
+# Every split rule is about the views' own rows: blocking, so a run that also materializes
+# driver_profiles does not build them on a leaking split (the WARN outcome of every_row_in_one_split,
+# rows outside all splits, does not block).
 SPLIT_CHECK_SPECS = [
-    dg.AssetCheckSpec("train_ends_by_boundary", asset="train",
-                      description="No train race after train_end (ERROR); failing race keys in metadata."),
-    dg.AssetCheckSpec("validation_within_boundaries", asset="validation",
-                      description="Validation races within validation_start..validation_end (ERROR)."),
-    dg.AssetCheckSpec("test_starts_at_boundary", asset="test",
-                      description="No test race before test_start (ERROR)."),
-    *[dg.AssetCheckSpec("no_race_in_another_split", asset=s,
-                        description=f"No race of {s} appears in another split (ERROR).") for s in SPLITS],
-    dg.AssetCheckSpec("every_row_in_one_split", asset="train",
+    dg.AssetCheckSpec("train_ends_by_boundary", asset="train", blocking=True,
+                      description="No train race after train_end (ERROR, blocking); failing race keys in metadata."),
+    dg.AssetCheckSpec("validation_within_boundaries", asset="validation", blocking=True,
+                      description="Validation races within validation_start..validation_end (ERROR, blocking)."),
+    dg.AssetCheckSpec("test_starts_at_boundary", asset="test", blocking=True,
+                      description="No test race before test_start (ERROR, blocking)."),
+    *[dg.AssetCheckSpec("no_race_in_another_split", asset=s, blocking=True,
+                        description=f"No race of {s} appears in another split (ERROR, blocking).") for s in SPLITS],
+    dg.AssetCheckSpec("every_row_in_one_split", asset="train", blocking=True,
                       description="Every lap_features row is in exactly one split: rows in several splits "
-                                  "fail (ERROR); rows outside all splits are reported (WARN)."),
+                                  "fail (ERROR, blocking); rows outside all splits are reported (WARN)."),
 ]
+
+
 def _latest_bounds(instance: dg.DagsterInstance) -> tuple[SplitBounds, str]:
     event = instance.get_latest_materialization_event(dg.AssetKey("train"))
     if event is not None and event.asset_materialization is not None:
