@@ -1,12 +1,23 @@
-"""The pipeline audit log: one `pipeline_audit_log` row per run start, success and failure.
+"""The pipeline audit log: a `run_start` and a `run_end` row (status success or failure) in
+`pipeline_audit_log` for every run, however it was launched.
 
-Written by the run-status sensors below (registered through `sensors.SENSORS`), for every job of the
-code location: run id, job, partition, who launched it (sensor, schedule, backfill or a person), the
-git commit of the code, and the rows each asset wrote (from its `dagster/row_count` metadata).
-The table is append-only, enforced by PostgreSQL itself (a trigger in the Postgres-only part of
-`sql/schema.sql` rejects UPDATE, DELETE and TRUNCATE); the writer only ever INSERTs, with an
-`audit_id` it generates (uuid4), so the portable table works on the DuckDB default as well.
+Three writers; each inserts a row only when the run has none of that event type yet (unique
+`(dag_run_id, event_type)` in `sql/schema.sql`), so the first one wins and the others are no-ops:
+- `audited_executor`, the executor of the Definitions: it runs inside every launched run (UI,
+  `dagster asset materialize`/`job execute`, sensors, schedules, backfills; daemon up or down) and
+  writes the start row before the first step and the end row after the last one;
+- the `f1-assets` CLI (`cli.py`): `execute_in_process` replaces a job's executor, so the CLI writes
+  its runs' rows itself, and the end row of its own runs that were killed (kill -9);
+- the run-status sensors below (daemon): the backstop for a run that fails before its executor starts.
+
+Rows carry the run id, job, partition, who launched it (sensor, schedule, backfill, CLI or a person),
+the git commit of the code and the rows each asset wrote (from its `dagster/row_count` metadata).
+Every value goes through `settings.redact`: no URL password reaches the table. The rows go to the
+warehouse of F1_WAREHOUSE_URL (the Definitions' warehouse follows the same variable). On PostgreSQL
+the table is append-only in the database itself (owner/runtime roles and triggers, `sql/schema.sql`).
 """
+
+from __future__ import annotations
 
 import datetime as dt
 import functools
@@ -14,8 +25,9 @@ import json
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import dagster as dg
 
@@ -25,11 +37,26 @@ from f1_assets.resources.storage import WarehouseResource
 AUDIT_TABLE = "pipeline_audit_log"
 COLUMNS = ("audit_id", "timestamp", "dag_id", "dag_run_id", "task_id", "partition_key", "event_type", "actor",
            "resource", "action", "status", "metadata", "git_commit_sha", "container_image_digest")
+_CASTS = {"audit_id": "CAST(%s AS UUID)", "metadata": "CAST(%s AS JSON)"}
+# insert-if-absent: portable (DuckDB tables made before the unique constraint have none to conflict on)
 _INSERT = (
     f"INSERT INTO {AUDIT_TABLE} ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join('CAST(%s AS JSON)' if c == 'metadata' else '%s' for c in COLUMNS)})"
+    f"SELECT {', '.join(_CASTS.get(c, '%s') for c in COLUMNS)} "
+    f"WHERE NOT EXISTS (SELECT 1 FROM {AUDIT_TABLE} WHERE dag_run_id = %s AND event_type = %s)"
 )
+RUN_START, RUN_END = "run_start", "run_end"
+STARTED, SUCCESS, FAILURE = "started", "success", "failure"
+# set by the f1-assets CLI on its runs: "<host>:<pid>:<process start ticks>" (see cli.py)
+CLI_PROCESS_TAG = "f1/cli_process"
 _REPO = Path(__file__).resolve().parents[1]
+
+
+class RunRef(NamedTuple):
+    """What a row needs of a run; a DagsterRun has the same attributes."""
+
+    job_name: str
+    run_id: str
+    tags: Mapping[str, str]
 
 
 @functools.cache
@@ -46,13 +73,15 @@ def git_commit_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def actor_of(run: dg.DagsterRun) -> str:
-    """Who launched the run, from Dagster's own run tags."""
+def actor_of(run: RunRef | dg.DagsterRun) -> str:
+    """Who launched the run, from its tags."""
     tags = run.tags
     for tag, kind in (("dagster/sensor_name", "sensor"), ("dagster/schedule_name", "schedule"),
                       ("dagster/backfill", "backfill")):
         if tags.get(tag):
             return f"{kind}:{tags[tag]}"
+    if tags.get(CLI_PROCESS_TAG):
+        return f"cli:{tags[CLI_PROCESS_TAG].split(':')[0]}"
     return f"user:{tags['dagster/user']}" if tags.get("dagster/user") else "manual"
 
 
@@ -70,7 +99,7 @@ def rows_written(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
     return out
 
 
-def audit_row(run: dg.DagsterRun, event_type: str, status: str, metadata: dict[str, Any],
+def audit_row(run: RunRef | dg.DagsterRun, event_type: str, status: str, metadata: dict[str, Any],
               written: dict[str, int] | None = None) -> dict[str, Any]:
     written = written or {}
     return {
@@ -81,46 +110,130 @@ def audit_row(run: dg.DagsterRun, event_type: str, status: str, metadata: dict[s
         "task_id": None,
         "partition_key": run.tags.get("dagster/partition"),
         "event_type": event_type,
-        "actor": actor_of(run),
+        "actor": settings.redact(actor_of(run)),
         "resource": ",".join(sorted(written)) or None,
         "action": "write" if written else "run",
         "status": status,
-        "metadata": json.dumps({"rows_written": written, **metadata}, default=str),
+        "metadata": settings.redact(json.dumps({"rows_written": written, **metadata}, default=str)),
         "git_commit_sha": git_commit_sha(),
         "container_image_digest": os.environ.get("DAGSTER_CURRENT_IMAGE"),
     }
 
 
 def write_audit_row(warehouse: WarehouseResource, row: dict[str, Any]) -> None:
-    warehouse.get().execute(_INSERT, [row[c] for c in COLUMNS])
+    """Insert `row` unless its run already has a row of its event type."""
+    try:
+        warehouse.get().execute(_INSERT, [*(row[c] for c in COLUMNS), row["dag_run_id"], row["event_type"]])
+    except Exception as exc:
+        # a concurrent writer inserted the same row between our check and insert (the unique
+        # constraint refused ours, in the words of PostgreSQL or DuckDB): its row stands
+        if "unique" not in str(exc).lower():
+            raise
 
+
+def record_start(warehouse: WarehouseResource, run: RunRef | dg.DagsterRun) -> None:
+    write_audit_row(warehouse, audit_row(run, RUN_START, STARTED, {"tags": dict(run.tags)}))
+
+
+def record_end(warehouse: WarehouseResource, instance: dg.DagsterInstance, run: RunRef | dg.DagsterRun,
+               status: str, metadata: dict[str, Any] | None = None) -> None:
+    written = rows_written(instance, run.run_id)
+    write_audit_row(warehouse, audit_row(run, RUN_END, status, metadata or {}, written))
+
+
+# ------------------------------------------------------------------------- inside the run
+
+class AuditedExecutor(dg.Executor):
+    """Runs the steps with the wrapped executor, writing the start row before and the end row after.
+
+    The end status is the run's: failure when a step failed or the executor raised (a terminated
+    run included), else success. An audit write that fails is logged as an error on the run and never
+    fails the run itself (the run-status sensors are the second writer)."""
+
+    def __init__(self, inner: dg.Executor):
+        self.inner = inner
+
+    @property
+    def retries(self):
+        return self.inner.retries
+
+    @property
+    def step_dependency_config(self):
+        return self.inner.step_dependency_config
+
+    def execute(self, plan_context, execution_plan) -> Iterator[dg.DagsterEvent]:
+        run, log, warehouse = plan_context.dagster_run, plan_context.log, WarehouseResource()
+        _audit_safely(log, "start", lambda: record_start(warehouse, run))
+        failed_steps: list[str] = []
+        errors: list[str] = []
+        try:
+            for event in self.inner.execute(plan_context, execution_plan):
+                if event.is_step_failure:
+                    failed_steps.append(event.step_key)
+                    errors.append(failure_message(event))
+                yield event
+        except BaseException as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            status = FAILURE if failed_steps or errors else SUCCESS
+            metadata = {"failed_steps": failed_steps, "error": errors[0]} if status == FAILURE else {}
+            _audit_safely(log, "end", lambda: record_end(warehouse, plan_context.instance, run, status, metadata))
+
+
+def failure_message(event: dg.DagsterEvent) -> str:
+    """A step failure's own description (a dg.Failure's, a ConfigError's), else its error message."""
+    data = event.step_failure_data
+    described = data.user_failure_data.description if data and data.user_failure_data else None
+    return described or (data.error.message.strip() if data and data.error else event.message or "")
+
+
+def _audit_safely(log: dg.DagsterLogManager, which: str, write) -> None:
+    try:
+        write()
+    except Exception as exc:
+        log.error(settings.redact(f"pipeline_audit_log: the run's {which} row was not written: {exc}"))
+
+
+def _audited(init_context: dg.InitExecutorContext) -> dg.Executor:
+    return AuditedExecutor(dg.multi_or_in_process_executor.executor_creation_fn(init_context))
+
+
+audited_executor = dg.ExecutorDefinition(
+    name="audited_multi_or_in_process_executor",
+    config_schema=dg.multi_or_in_process_executor.config_schema,
+    requirements=dg.multi_or_in_process_executor.get_requirements,
+    executor_creation_fn=_audited,
+    description="Dagster's default executor (multiprocess, or in_process by config) that also writes the "
+    "run's start and end rows to pipeline_audit_log.",
+)
+
+
+# ------------------------------------------------------------------------- daemon backstop
 
 _SENSOR = dict(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=15)
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.STARTED, name="audit_run_started", **_SENSOR,
-                      description="Appends a pipeline_audit_log row when a run starts.")
+                      description="Appends a pipeline_audit_log start row for a run that has none yet.")
 def audit_run_started(context: dg.RunStatusSensorContext, warehouse: WarehouseResource) -> None:
-    run = context.dagster_run
-    write_audit_row(warehouse, audit_row(run, "run_start", "started", {"tags": dict(run.tags)}))
+    record_start(warehouse, context.dagster_run)
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="audit_run_succeeded", **_SENSOR,
-                      description="Appends a pipeline_audit_log row (rows written per asset) when a run succeeds.")
+                      description="Appends a pipeline_audit_log end row (rows written per asset) for a run "
+                      "that succeeded and has none yet.")
 def audit_run_succeeded(context: dg.RunStatusSensorContext, warehouse: WarehouseResource) -> None:
-    run = context.dagster_run
-    written = rows_written(context.instance, run.run_id)
-    write_audit_row(warehouse, audit_row(run, "run_end", "success", {}, written))
+    record_end(warehouse, context.instance, context.dagster_run, SUCCESS)
 
 
 @dg.run_failure_sensor(name="audit_run_failed", **_SENSOR,
-                       description="Appends a pipeline_audit_log row with the error when a run fails.")
+                       description="Appends a pipeline_audit_log end row with the error for a failed run that "
+                       "has none yet.")
 def audit_run_failed(context: dg.RunFailureSensorContext, warehouse: WarehouseResource) -> None:
-    run = context.dagster_run
-    written = rows_written(context.instance, run.run_id)
     error = context.failure_event.message if context.failure_event else None
     steps = [e.step_key for e in context.get_step_failure_events()]
-    write_audit_row(warehouse, audit_row(run, "run_end", "failure", {"error": error, "failed_steps": steps}, written))
+    record_end(warehouse, context.instance, context.dagster_run, FAILURE, {"error": error, "failed_steps": steps})
 
 
 AUDIT_SENSORS = [audit_run_started, audit_run_succeeded, audit_run_failed]

@@ -1,14 +1,16 @@
 """The Definitions that `dagster dev`, `dg` and the tests load: assets, checks, resources, jobs.
 
 Resources are built with unset fields, so they follow the environment when a run uses them
-(F1_WAREHOUSE_URL, F1_BLOB_URL, F1_JOLPICA_URL, …; unset = the embedded default under F1_HOME).
+(F1_WAREHOUSE_URL, F1_BLOB_URL, F1_JOLPICA_URL, …; unset = the embedded default under F1_HOME) and
+the UI shows no URL, let alone a password. Every launched run goes through `audit.audited_executor`
+(its pipeline_audit_log rows).
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from f1_assets import schedules, sensors
+from f1_assets import audit, schedules, sensors
 from f1_assets.assets import features, ingest_fastf1, ingest_jolpica, ml
 from f1_assets.partitions import races_partitions, seasons_partitions
 from f1_assets.resources.fastf1 import FastF1Resource
@@ -61,6 +63,7 @@ defs = dg.Definitions(
     sensors=sensors.SENSORS,
     schedules=schedules.SCHEDULES,
     resources=build_resources(),
+    executor=audit.audited_executor,
     # JSON lines on stderr for every run (run id, job, step/asset, partition in `dagster_meta`)
     loggers={"console": dg.json_console_logger},
 )

@@ -1,5 +1,5 @@
-"""pipeline_audit_log on PostgreSQL: the run-status sensors append rows for start, success and failure;
-the database itself refuses UPDATE, DELETE and TRUNCATE."""
+"""pipeline_audit_log on PostgreSQL: the run-status sensors append rows for start, success and failure,
+once per run whoever else wrote them; the database itself refuses UPDATE, DELETE and TRUNCATE."""
 
 import json
 
@@ -53,6 +53,7 @@ def test_audit_rows_for_success_and_failure_and_append_only(instance, pg_url, re
     ok = dg.materialize([*ingest_jolpica.RACE_ASSETS, features.lap_features], partition_key="2023-01",
                         instance=instance, resources=res)
     _audit(instance, ok, pg_url)
+    _audit(instance, ok, pg_url)  # a sensor tick evaluated twice: the rows exist, none is added
 
     rows = warehouse_from_url(pg_url).query(
         "SELECT dag_run_id, partition_key, event_type, status, action, actor, metadata::text AS metadata, "

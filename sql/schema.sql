@@ -220,11 +220,24 @@ CREATE TABLE IF NOT EXISTS driver_profiles (
 );
 
 -- ---------------------------------------------------------------- audit
--- The seed's pipeline_audit_log, append-only (enforced below the marker on PostgreSQL). One row per
--- run start, success and failure, written by the run-status sensors of f1_assets/audit.py.
+-- The seed's pipeline_audit_log: a run_start row and one run_end row (status success or failure) for
+-- every run, written by f1_assets/audit.py from inside the run (its executor), by the `f1-assets` CLI
+-- and by the run-status sensors. Each writer inserts only if the run has no row of that event_type
+-- yet; the unique (dag_run_id, event_type) makes that hold under concurrent writers.
 -- Portable differences from the seed: audit_id is supplied by the writer (uuid4: gen_random_uuid()
 -- is PostgreSQL-only), metadata is JSON (DuckDB has no JSONB), plus partition_key for the race/season.
 -- dag_id = Dagster job, dag_run_id = run id, metadata = {"rows_written": {asset: rows}, ...}.
+--
+-- Append-only, enforced by PostgreSQL with two roles (set up once by deploy/postgres_roles.sql):
+--   admin role   (e.g. f1_admin)   owns pipeline_audit_log, its trigger function and the schema;
+--   runtime role (e.g. f1_runtime) runs the pipeline and applies this file at every start; it owns
+--                the data tables and has only INSERT and SELECT on pipeline_audit_log, so UPDATE,
+--                DELETE, TRUNCATE, DROP TABLE, DROP/DISABLE TRIGGER all fail for it.
+-- The owner-only statements below run only when the applying role owns the table, so the runtime
+-- role applies this file cleanly. With a single role (the owner) the triggers still refuse UPDATE,
+-- DELETE and TRUNCATE, but that role could drop them: use two roles in production.
+-- The embedded DuckDB default has no roles and no triggers: there the table is append-only by
+-- convention only (the pipeline never updates or deletes it).
 CREATE TABLE IF NOT EXISTS pipeline_audit_log (
     audit_id        UUID PRIMARY KEY,
     timestamp       TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -233,32 +246,55 @@ CREATE TABLE IF NOT EXISTS pipeline_audit_log (
     task_id         VARCHAR(128),
     partition_key   VARCHAR(64),
     event_type      VARCHAR(64) NOT NULL,   -- run_start, run_end
-    actor           VARCHAR(256),           -- sensor:<name>, schedule:<name>, backfill:<id>, user:<name>, manual
+    actor           VARCHAR(256),           -- sensor:<name>, schedule:<name>, backfill:<id>, user:<name>, cli:<host>, manual
     resource        VARCHAR(512),           -- assets written, comma-joined
     action          VARCHAR(32),            -- run, write
     status          VARCHAR(32),            -- started, success, failure
     metadata        JSON,
     git_commit_sha  VARCHAR(64),
-    container_image_digest VARCHAR(128)
+    container_image_digest VARCHAR(128),
+    CONSTRAINT pipeline_audit_log_one_per_run UNIQUE (dag_run_id, event_type)
 );
-CREATE INDEX IF NOT EXISTS pipeline_audit_log_dag ON pipeline_audit_log (dag_id, task_id);
-CREATE INDEX IF NOT EXISTS pipeline_audit_log_timestamp ON pipeline_audit_log (timestamp);
 
 -- @postgres-only
 
--- pipeline_audit_log is append-only: UPDATE, DELETE and TRUNCATE fail in the database itself.
-CREATE OR REPLACE FUNCTION pipeline_audit_log_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
+DO $audit$
 BEGIN
-    RAISE EXCEPTION 'pipeline_audit_log is append-only: % is not allowed', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END;
-$$;
-DROP TRIGGER IF EXISTS pipeline_audit_log_no_update_delete ON pipeline_audit_log;
-CREATE TRIGGER pipeline_audit_log_no_update_delete
-    BEFORE UPDATE OR DELETE ON pipeline_audit_log
-    FOR EACH ROW EXECUTE FUNCTION pipeline_audit_log_append_only();
-DROP TRIGGER IF EXISTS pipeline_audit_log_no_truncate ON pipeline_audit_log;
-CREATE TRIGGER pipeline_audit_log_no_truncate
-    BEFORE TRUNCATE ON pipeline_audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION pipeline_audit_log_append_only();
+    -- owner-only DDL (indexes, the unique constraint on tables made before it, triggers): skipped by
+    -- the runtime role, which does not own the table and may not change it
+    IF NOT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'pipeline_audit_log'::regclass),
+                       'USAGE') THEN
+        RETURN;
+    END IF;
+
+    CREATE INDEX IF NOT EXISTS pipeline_audit_log_dag ON pipeline_audit_log (dag_id, task_id);
+    CREATE INDEX IF NOT EXISTS pipeline_audit_log_timestamp ON pipeline_audit_log (timestamp);
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'pipeline_audit_log'::regclass
+                   AND conname = 'pipeline_audit_log_one_per_run') THEN
+        BEGIN
+            ALTER TABLE pipeline_audit_log
+                ADD CONSTRAINT pipeline_audit_log_one_per_run UNIQUE (dag_run_id, event_type);
+        EXCEPTION WHEN unique_violation THEN
+            RAISE WARNING 'pipeline_audit_log holds more than one row of an event_type for a run; '
+                          'writers still insert only when absent, but without the database guarantee';
+        END;
+    END IF;
+
+    -- UPDATE, DELETE and TRUNCATE fail in the database itself, even for the owner
+    CREATE OR REPLACE FUNCTION pipeline_audit_log_append_only() RETURNS trigger
+    LANGUAGE plpgsql AS $fn$
+    BEGIN
+        RAISE EXCEPTION 'pipeline_audit_log is append-only: % is not allowed', TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END;
+    $fn$;
+    DROP TRIGGER IF EXISTS pipeline_audit_log_no_update_delete ON pipeline_audit_log;
+    CREATE TRIGGER pipeline_audit_log_no_update_delete
+        BEFORE UPDATE OR DELETE ON pipeline_audit_log
+        FOR EACH ROW EXECUTE FUNCTION pipeline_audit_log_append_only();
+    DROP TRIGGER IF EXISTS pipeline_audit_log_no_truncate ON pipeline_audit_log;
+    CREATE TRIGGER pipeline_audit_log_no_truncate
+        BEFORE TRUNCATE ON pipeline_audit_log
+        FOR EACH STATEMENT EXECUTE FUNCTION pipeline_audit_log_append_only();
+END
+$audit$;
