@@ -12,6 +12,12 @@ declarative automation of the feature layer, and (from `audit.py`) the audit-log
   materialization recorded. Features follow by declarative automation (`automation_policy`, applied
   in `definitions.py`, evaluated by `feature_automation_sensor`).
 
+- `fastf1_retry_sensor` re-requests `fastf1_laps`/`raw_telemetry` of races inside the settle period
+  whose latest materialization says FastF1's host was unreachable (`retryable`), with a doubling
+  backoff and a bounded number of attempts (then the weekly refresh takes over); run_key = the
+  materialization it retries, so never twice. Zero upstream requests of its own. `lap_features`
+  follows by automation when `fastf1_laps` materializes again.
+
 Upstream trouble never crashes the daemon: every sensor turns it into a SkipReason naming the cause.
 Tick intervals are constants (below): they are needed when the code location loads, not per run.
 Loaded by `f1_assets.definitions` (`SENSORS`, `automation_policy`).
@@ -20,6 +26,7 @@ Loaded by `f1_assets.definitions` (`SENSORS`, `automation_policy`).
 import datetime as dt
 import hashlib
 import json
+import time
 
 import dagster as dg
 
@@ -49,6 +56,13 @@ SENSOR_MAX_RETRIES = 1
 SENSOR_BACKOFF_SECONDS = 2.0
 MAX_CORRECTION_RACES = 4  # per tick; the settle period holds ~2 races, a backlog drains over ticks
 CURSOR_KEYS_KEPT = 50
+# FastF1 outages: the step already retried for seconds; then 20 min, 40 min, … capped at 6 h, 6 times
+# (about 14 h in all), after which the weekly refresh of unsettled races tries again
+FASTF1_RETRY_INTERVAL_SECONDS = 10 * 60
+FASTF1_RETRY_FIRST_WAIT_SECONDS = 20 * 60
+FASTF1_RETRY_MAX_WAIT_SECONDS = 6 * 60 * 60
+FASTF1_RETRY_MAX_ATTEMPTS = 6
+FASTF1_ASSETS = ("fastf1_laps", "raw_telemetry")
 
 UPSTREAM_ERRORS = (JolpicaTransientError, JolpicaResponseError, RateBudgetExhausted)
 FEATURE_ASSETS = ("lap_features", "telemetry_features")
@@ -265,6 +279,72 @@ def race_corrections_sensor(
     return dg.SensorResult(skip_reason=reason, cursor=new_cursor)
 
 
+def _retryable(materialization: dg.AssetMaterialization) -> bool:
+    value = materialization.metadata.get("retryable")
+    return bool(value is not None and value.value)
+
+
+def fastf1_retry_wait(failures: int) -> float:
+    """Seconds to wait after the `failures`-th retryable FastF1 failure in a row before trying again."""
+    return min(FASTF1_RETRY_FIRST_WAIT_SECONDS * 2 ** (failures - 1), FASTF1_RETRY_MAX_WAIT_SECONDS)
+
+
+def fastf1_retries(instance: dg.DagsterInstance, keys: list[str], now: float) -> tuple[list[dg.RunRequest], list[str]]:
+    """Run requests for the races among `keys` whose FastF1 assets last failed as retryable and are
+    due (backoff), and a note for each race that waits or was given up."""
+    requests, notes = [], []
+    for key in keys:
+        due_assets, run_key_parts, attempts = [], [], 0
+        for asset in FASTF1_ASSETS:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]),
+                limit=FASTF1_RETRY_MAX_ATTEMPTS + 1,
+            ).records
+            failures = 0
+            for record in records:  # newest first: the retryable failures in a row
+                if not _retryable(record.asset_materialization):
+                    break
+                failures += 1
+            if not failures:
+                continue
+            if failures > FASTF1_RETRY_MAX_ATTEMPTS:
+                notes.append(f"{key} {asset}: FastF1 unreachable {failures} times in a row; left to the weekly refresh")
+                continue
+            due = records[0].timestamp + fastf1_retry_wait(failures)
+            if now < due:
+                notes.append(f"{key} {asset}: FastF1 unreachable, next try in {int(due - now) // 60} min")
+                continue
+            due_assets.append(asset)
+            run_key_parts.append(str(records[0].storage_id))
+            attempts = max(attempts, failures)
+        if due_assets:
+            requests.append(dg.RunRequest(
+                run_key=f"fastf1-retry:{key}:{'-'.join(run_key_parts)}", partition_key=key,
+                asset_selection=[dg.AssetKey(a) for a in due_assets],
+                tags={"f1/trigger": "fastf1_retry", "f1/retry_attempt": str(attempts)},
+            ))
+    return requests, notes
+
+
+@dg.sensor(
+    job_name="race_pipeline",
+    minimum_interval_seconds=FASTF1_RETRY_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Re-requests fastf1_laps/raw_telemetry of recent races whose FastF1 host was unreachable "
+    "(retryable), with a doubling backoff; lap_features follows by automation.",
+)
+def fastf1_retry_sensor(
+    context: dg.SensorEvaluationContext, jolpica: JolpicaResource, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
+    recent = races_in_settle_period(warehouse, context.instance, jolpica.effective_settle_days())
+    requests, notes = fastf1_retries(context.instance, recent, time.time())
+    if requests:
+        for note in notes:
+            context.log.info(note)
+        return dg.SensorResult(run_requests=requests)
+    return dg.SkipReason("; ".join(notes) or f"no FastF1 failure to retry among {len(recent)} recent race(s)")
+
+
 feature_automation_sensor = dg.AutomationConditionSensorDefinition(
     "feature_automation_sensor",
     target=dg.AssetSelection.all(),
@@ -273,5 +353,5 @@ feature_automation_sensor = dg.AutomationConditionSensorDefinition(
     description="Evaluates the assets' automation conditions (features: eager on their raw inputs).",
 )
 
-SENSORS: list = [new_race_sensor, season_calendar_sensor, race_corrections_sensor, feature_automation_sensor,
-                 *AUDIT_SENSORS]
+SENSORS: list = [new_race_sensor, season_calendar_sensor, race_corrections_sensor, fastf1_retry_sensor,
+                 feature_automation_sensor, *AUDIT_SENSORS]

@@ -9,11 +9,13 @@ talks to the real hosts. Routes (each a prefix of the URL the resource hands to 
 
 Anything else is a 404, as the real hosts answer for a missing stream. `overrides` maps a request
 path to bytes (serve a malformed stream) or to None (pretend a stream does not exist); `requests`
-records every path asked for, so a test can assert that no request was made.
+records every path asked for, so a test can assert that no request was made. `refused_url()` is a
+URL on 127.0.0.1 where nothing listens (connection refused): an unreachable host.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,3 +103,11 @@ def serve_recorded_upstreams(data_dir: Path) -> Iterator[RecordedUpstreams]:
         server.server_close()
         thread.join(timeout=5)
 
+
+
+def refused_url(path: str = "/") -> str:
+    """`http://127.0.0.1:<port><path>` with nothing listening on the port: every request is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"
