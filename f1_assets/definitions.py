@@ -3,7 +3,8 @@
 Resources are built with unset fields, so they follow the environment when a run uses them
 (F1_WAREHOUSE_URL, F1_BLOB_URL, F1_JOLPICA_URL, …; unset = the embedded default under F1_HOME) and
 the UI shows no URL, let alone a password. Every launched run goes through `audit.audited_executor`
-(its pipeline_audit_log rows).
+(its pipeline_audit_log rows). JSON log lines come from the instance (`dagster.yaml`, `python_logs`):
+a `loggers=` entry here would only apply to runs whose run config names it.
 """
 
 from __future__ import annotations
@@ -64,6 +65,4 @@ defs = dg.Definitions(
     schedules=schedules.SCHEDULES,
     resources=build_resources(),
     executor=audit.audited_executor,
-    # JSON lines on stderr for every run (run id, job, step/asset, partition in `dagster_meta`)
-    loggers={"console": dg.json_console_logger},
 )
