@@ -1,57 +1,192 @@
 """`f1-assets`: materialize one race or a whole season from the command line, in this process.
 
 Runs are recorded in the Dagster instance of DAGSTER_HOME (the same one `make dev` uses), so they
-show in the UI. A season first materializes its calendar (`raw_races`), which registers the races
-that have run as `races` partitions, then runs the `race_pipeline` job for each of them in order.
+show in the UI; with the repository's `dagster.yaml` they print their JSON log lines on stdout, and
+this command prints its own progress on stderr. A season first materializes its calendar
+(`raw_races`), which registers the races that have run as `races` partitions, then runs the
+`race_pipeline` job for each of them in order. Only the calendar registers races: a key that is not
+a race of the schedule is refused, never added.
+
+Exit codes: 0 every run succeeded; 1 a run failed, or the warehouse did not answer; 2 the request or
+the configuration can never work (a malformed or unknown key, a setting such as F1_WAREHOUSE_URL):
+one line on stderr, no run.
+
+`execute_in_process` replaces a job's executor (the one that writes pipeline_audit_log rows), so this
+command writes its runs' start and end rows itself. Its runs carry the tag `f1/cli_process`
+(host:pid:process start); a run left STARTED by a process that is gone (kill -9) is reported failed,
+with its audit end row, by the next `f1-assets` on the same host.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
+import uuid
+import warnings
+from pathlib import Path
 
 import dagster as dg
 
-from f1_assets.partitions import parse_race_key, parse_season
+from f1_assets import audit, settings
+from f1_assets.partitions import parse_race_key, parse_season, races_partitions, seasons_partitions
+from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
+from f1_assets.storage.warehouse import WarehouseError
+
+RAW_RACES = dg.AssetKey("raw_races")
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+class UsageError(ValueError):
+    """A request that can never work: one line on stderr, exit 2."""
+
+
+def _say(message: str) -> None:
+    print(f"f1-assets: {settings.redact(message)}", file=sys.stderr, flush=True)
+
+
+def _error(exc: Exception) -> None:
+    print(f"f1-assets: error: {' '.join(settings.redact(exc).split())}", file=sys.stderr)
 
 
 def _instance() -> dg.DagsterInstance:
     if not os.environ.get("DAGSTER_HOME"):
-        sys.exit("f1-assets: set DAGSTER_HOME (e.g. export DAGSTER_HOME=$PWD, as `make dev` does)")
-    return dg.DagsterInstance.get()
+        raise UsageError("set DAGSTER_HOME (e.g. export DAGSTER_HOME=$PWD, as `make dev` does)")
+    instance = dg.DagsterInstance.get()
+    if not (instance.get_settings("python_logs") or {}).get("dagster_handler_config"):
+        _say(f"{instance.root_directory}/dagster.yaml has no python_logs handler: runs print no JSON log lines "
+             "(copy the repository's dagster.yaml there)")
+    return instance
 
 
-def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance) -> bool:
+def check_settings() -> WarehouseResource:
+    """Every setting a run reads, checked before any run starts (ConfigError names the variable);
+    the warehouse the audit rows go to."""
+    for read in (settings.jolpica_url, settings.livetiming_url, settings.fastf1_schedule_url,
+                 settings.jolpica_hourly_budget, settings.settle_days):
+        read()
+    BlobStoreResource().get()
+    warehouse = WarehouseResource()
+    warehouse.get().apply_schema()
+    return warehouse
+
+
+# ------------------------------------------------------------------------- this process and others
+
+def _start_ticks(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc; "" where there is no /proc),
+    or None when there is no such process. With the pid it names a process even after pid reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_tag() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_ticks(os.getpid())}"
+
+
+def _gone(tag: str) -> bool:
+    host, _, rest = tag.partition(":")
+    pid, _, ticks = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's process: nothing to tell from here
+    now = _start_ticks(int(pid))
+    return now is None or (bool(ticks) and bool(now) and now != ticks)
+
+
+def fail_orphaned_runs(instance: dg.DagsterInstance, warehouse: WarehouseResource) -> list[str]:
+    """Report as failed every f1-assets run of this host left unfinished by a process that is gone,
+    free the pool slots it held, and write its audit end row. Returns the run ids."""
+    orphans = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
+        tag = run.tags.get(audit.CLI_PROCESS_TAG)
+        if not tag or not _gone(tag):
+            continue
+        message = f"the f1-assets process that ran it ({tag}) is gone (killed) before the run finished"
+        instance.report_run_failed(run, message)
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        audit.record_end(warehouse, instance, run, audit.FAILURE, {"error": message})
+        _say(f"run {run.run_id} ({run.job_name} {run.tags.get('dagster/partition')}): marked failed, {message}")
+        orphans.append(run.run_id)
+    return orphans
+
+
+# ------------------------------------------------------------------------- runs
+
+def _failures(result: dg.ExecuteInProcessResult | None) -> list[tuple[str, str]]:
+    """(step, message) of each failed step."""
+    events = result.get_step_failure_events() if result is not None else []
+    return [(event.step_key, audit.failure_message(event)) for event in events]
+
+
+def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance, warehouse: WarehouseResource) -> bool:
     from f1_assets.definitions import defs
 
-    job = defs.resolve_job_def(job_name)
-    result = job.execute_in_process(partition_key=partition_key, instance=instance, raise_on_error=False)
-    print(f"{job_name} {partition_key}: {'success' if result.success else 'FAILED'} (run {result.run_id})")
-    return result.success
+    run_id = str(uuid.uuid4())
+    tags = {audit.CLI_PROCESS_TAG: process_tag()}
+    audit.record_start(warehouse, audit.RunRef(job_name, run_id, {**tags, "dagster/partition": partition_key}))
+    result = None
+    try:
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            partition_key=partition_key, instance=instance, raise_on_error=False, run_id=run_id, tags=tags)
+    finally:
+        failures = _failures(result)
+        ok = result is not None and result.success
+        metadata = {} if ok else {"error": failures[0][1] if failures else "the run did not execute",
+                                  "failed_steps": [step for step, _ in failures]}
+        run = instance.get_run_by_id(run_id) or audit.RunRef(job_name, run_id, tags)
+        audit.record_end(warehouse, instance, run, audit.SUCCESS if ok else audit.FAILURE, metadata)
+    _say(f"{job_name} {partition_key}: {'success' if ok else 'FAILED'} (run {run_id})"
+         + "".join(f"\n  {step}: {message}" for step, message in failures))
+    return ok
 
 
-def race(key: str, instance: dg.DagsterInstance) -> bool:
-    """One race; its season's calendar first when this instance has never materialized it
-    (the feature layer reads the race's circuit and date from raw_races)."""
-    season_key = str(parse_race_key(key).season)
-    if season_key not in instance.get_materialized_partitions(dg.AssetKey("raw_races")):
-        if not _run("season_calendar", season_key, instance):
+def _season_key(season: int) -> str:
+    key = str(season)
+    if key not in seasons_partitions.get_partition_keys():
+        keys = seasons_partitions.get_partition_keys()
+        raise UsageError(f"season {key} is not a `seasons` partition ({keys[0]}..{keys[-1]})")
+    return key
+
+
+def race(key: str, instance: dg.DagsterInstance, warehouse: WarehouseResource) -> bool:
+    """One race; first its season's calendar when this instance has never materialized it or has not
+    registered the race (the feature layer reads the race's circuit and date from raw_races)."""
+    parsed = parse_race_key(key)
+    season_key = _season_key(parsed.season)
+    registered = key in instance.get_dynamic_partitions(races_partitions.name)
+    if not registered or season_key not in instance.get_materialized_partitions(RAW_RACES):
+        if not _run("season_calendar", season_key, instance, warehouse):
             return False
-    if key not in instance.get_dynamic_partitions("races"):
-        instance.add_dynamic_partitions("races", [key])
-    return _run("race_pipeline", key, instance)
+        if key not in instance.get_dynamic_partitions(races_partitions.name):
+            scheduled = warehouse.get().count("raw_races", {"season": parsed.season, "round": parsed.round})
+            rounds = warehouse.get().count("raw_races", {"season": parsed.season})
+            why = "has not been run yet" if scheduled else f"is not in the {season_key} schedule ({rounds} rounds)"
+            raise UsageError(f"race {key} {why}: no `races` partition registered")
+    return _run("race_pipeline", key, instance, warehouse)
 
 
-def season(year: str, instance: dg.DagsterInstance) -> bool:
-    parse_season(year)
-    if not _run("season_calendar", year, instance):
+def season(year: str, instance: dg.DagsterInstance, warehouse: WarehouseResource) -> bool:
+    season_key = _season_key(parse_season(year))
+    if not _run("season_calendar", season_key, instance, warehouse):
         return False
-    keys = [k for k in instance.get_dynamic_partitions("races") if parse_race_key(k).season == int(year)]
-    print(f"season {year}: {len(keys)} races to materialize")
-    failed = [k for k in keys if not race(k, instance)]
+    keys = [k for k in instance.get_dynamic_partitions(races_partitions.name)
+            if parse_race_key(k).season == int(season_key)]
+    _say(f"season {season_key}: {len(keys)} races to materialize")
+    failed = [k for k in keys if not race(k, instance, warehouse)]
     if failed:
-        print(f"season {year}: failed races: {', '.join(failed)}")
+        _say(f"season {season_key}: failed races: {', '.join(failed)}")
     return not failed
 
 
@@ -61,10 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("race", help="materialize one race, e.g. 2023-01").add_argument("key")
     sub.add_parser("season", help="materialize a season's calendar and every race run so far").add_argument("year")
     args = parser.parse_args(argv)
+    # the instance's yaml-defined JSON log handler is a beta feature: one warning per run otherwise
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     try:
-        ok = race(args.key, _instance()) if args.command == "race" else season(args.year, _instance())
-    except ValueError as exc:
-        parser.error(str(exc))
+        instance = _instance()
+        warehouse = check_settings()
+        fail_orphaned_runs(instance, warehouse)
+        ok = race(args.key, instance, warehouse) if args.command == "race" else season(args.year, instance, warehouse)
+    except ValueError as exc:  # UsageError, settings.ConfigError, an invalid key
+        _error(exc)
+        return 2
+    except WarehouseError as exc:  # the warehouse does not answer (it may come back): no run started
+        _error(exc)
+        return 1
     return 0 if ok else 1
 
 
