@@ -17,6 +17,8 @@ from typing import Any
 
 import requests
 
+from f1_assets.settings import redact
+
 DEFAULT_URL = "http://127.0.0.1:3000"
 DEFAULT_ASSETS = ("raw_results", "raw_qualifying", "raw_sprint_results", "raw_laps", "raw_pit_stops", "lap_features")
 DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -52,12 +54,16 @@ query Status($id: String!) {
 
 
 def graphql(url: str, query: str, variables: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
-    response = requests.post(f"{url.rstrip('/')}/graphql", json={"query": query, "variables": variables},
-                             timeout=timeout)
-    response.raise_for_status()
+    """POST one GraphQL request; errors never show a password of `url` (a webserver behind basic auth)."""
+    try:
+        response = requests.post(f"{url.rstrip('/')}/graphql", json={"query": query, "variables": variables},
+                                 timeout=timeout)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        raise RuntimeError(redact(f"{type(exc).__name__}: {exc}")) from None
     body = response.json()
     if body.get("errors"):
-        raise RuntimeError(f"GraphQL errors: {json.dumps(body['errors'])[:2000]}")
+        raise RuntimeError(redact(f"GraphQL errors: {json.dumps(body['errors'])[:2000]}"))
     return body["data"]
 
 
@@ -113,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     backfill_id = launch_backfill(args.url, params)
-    print(json.dumps({"backfill_id": backfill_id, "url": f"{args.url.rstrip('/')}/runs/b/{backfill_id}"}))
+    print(json.dumps({"backfill_id": backfill_id, "url": redact(f"{args.url.rstrip('/')}/runs/b/{backfill_id}")}))
     if args.wait:
         status = wait_for_backfill(args.url, backfill_id)
         print(json.dumps(status))
