@@ -5,6 +5,7 @@ import io
 import pandas as pd
 import pytest
 
+from f1_assets.settings import ConfigError
 from f1_assets.storage.blob import BlobStore, GCSBlobStore, LocalBlobStore, blob_store_from_url
 from f1_assets_tests.gcs_emulator import BUCKET, gcs_emulator
 
@@ -65,3 +66,23 @@ def test_gcs_url_and_prefix(emulator, tmp_path):
     assert store.url("k.txt") == f"gs://{BUCKET}/pre/fix/k.txt"
     assert blob_store_from_url(f"gs://{BUCKET}").list("pre/") == ["pre/fix/k.txt"]
     store.delete("k.txt")
+
+
+def test_gcs_without_credentials_is_a_config_error(monkeypatch, tmp_path):
+    """No Application Default Credentials anywhere: the store is refused when made, naming F1_BLOB_URL,
+    instead of every step failing (and retrying) on its first upload."""
+    for name in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    with pytest.raises(ConfigError, match="F1_BLOB_URL=gs://bucket/raw: no Google Cloud credentials") as raised:
+        blob_store_from_url("gs://bucket/raw")
+    assert raised.value.allow_retries is False
+
+
+def test_local_store_directory_is_made_and_checked(tmp_path):
+    store = blob_store_from_url(f"file://{tmp_path / 'new' / 'blobs'}")
+    assert isinstance(store, LocalBlobStore) and (tmp_path / "new" / "blobs").is_dir()
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ConfigError, match="F1_BLOB_URL: .*a-file/blobs is not a writable directory"):
+        blob_store_from_url(str(tmp_path / "a-file" / "blobs"))
