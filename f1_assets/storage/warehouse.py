@@ -299,7 +299,7 @@ class PostgresWarehouse(Warehouse):
         try:
             return psycopg.connect(self.url, autocommit=False, **self._connect_defaults)
         except psycopg.Error as exc:
-            message = redact_url(self.url, exc).strip()
+            message = " ".join(redact_url(self.url, exc).split())  # libpq's lines as one
             where = f"{URL_VARIABLE}={redact_url(self.url)!r}"
             # OperationalError: the server or libpq refused; anything else: libpq could not parse the URL
             if not isinstance(exc, psycopg.OperationalError) or _PERMANENT_CONNECT_FAILURE.search(message):
