@@ -211,6 +211,13 @@ def test_schedule_unreachable_then_back_then_stored_rows_are_kept(instance, duck
     live = check_results(result)[("fastf1_laps", "live_timing_available")]
     assert not live.passed and live.metadata["retryable"].value is True
 
+    # a run that asks for it may replace the rows with less: then it says so, and stays red
+    result, _ = _run(instance, BAKU, {**res, "fastf1": no_schedule}, assets=[fastf1_laps],
+                     tags={ingest_jolpica.ALLOW_SHRINK_TAG: "true"})
+    assert result.success and _counts(duckdb_url, BAKU)["fastf1_laps"] == 0
+    assert metadata_of(result, "fastf1_laps")["retryable"] is True
+    assert not check_results(result)[("fastf1_laps", "live_timing_available")].passed
+
 
 class _GeneratedThenUnreachable(FastF1Resource):
     """Car telemetry in FastF1's shape (none is recorded for real), then a host that is down."""

@@ -30,6 +30,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from f1_assets.assets.ingest_jolpica import ALLOW_SHRINK_TAG, allow_shrink
 from f1_assets.assets.metadata import blocking_failures, check_specs, describe_failures, reject
 from f1_assets.partitions import RaceKey, parse_race_key, races_partitions
 from f1_assets.resources.fastf1 import (
@@ -55,7 +56,6 @@ GROUP = "ingest_fastf1"
 MAX_FAILING_KEYS = 50  # failing keys listed in check metadata (the count is always complete)
 COMPLETENESS_MIN = 0.95
 LIVE_TIMING_CHECK = "live_timing_available"
-ALLOW_SHRINK_TAG = "f1/allow_shrink"
 # the streams each asset is made of (raw_telemetry tags samples with laps from TimingData)
 TELEMETRY_ASSET_STREAMS = (*TELEMETRY_STREAMS, "TimingData", "DriverList")
 
@@ -117,10 +117,6 @@ def _load(fastf1: FastF1Resource, race: RaceKey, *, telemetry: bool) -> Outcome:
         return outcome
     except FastF1DataError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
-
-
-def _allow_shrink(context: dg.AssetExecutionContext) -> bool:
-    return context.run.tags.get(ALLOW_SHRINK_TAG, "").lower() == "true"
 
 
 @dataclass(frozen=True)
@@ -229,7 +225,7 @@ def fastf1_laps(
     if blocked:
         yield from reject(checks, f"fastf1_laps for race {race.key}: {describe_failures(blocked)}. Nothing was "
                                   f"written; what is stored ({kept}) is kept.")
-    shrink = _allow_shrink(context)
+    shrink = allow_shrink(context)
     if stored and not shrink and (not live.passed or len(rows) < stored):
         reason = live.reason if not live.passed else (
             f"{len(rows)} rows now, fewer than stored" + (f" ({live.reason})" if live.reason else ""))
@@ -382,7 +378,7 @@ def raw_telemetry(
     if blocked:
         yield from reject(checks, f"raw_telemetry for race {race.key}: {describe_failures(blocked)}. Nothing "
                                   f"was written; what is stored ({stored or 'nothing'}) is kept.")
-    if stored and not _allow_shrink(context) and (not live.passed or frame.empty):
+    if stored and not allow_shrink(context) and (not live.passed or frame.empty):
         yield from reject([live.check("raw_telemetry")],
                           _refusal("telemetry", race, live.reason or "no telemetry now", stored))
 
