@@ -92,7 +92,8 @@ def test_a_shrinking_upstream_never_replaces_good_rows(instance, duckdb_url, tmp
 
     laps.items = []  # total 0, no rows
     result = _run(instance, res)
-    assert "0 rows, fewer than the 120 stored" in _failures(result)["raw_laps"]
+    message = _failures(result)["raw_laps"]
+    assert "has_rows" in message and "(0 rows)" in message and "the 120 stored rows are kept" in message
     assert _rows(warehouse_url) == 120 and _rows(warehouse_url, "lap_features") == 120
 
     # an explicit run may accept it, and says so
@@ -111,6 +112,23 @@ def test_a_shrinking_upstream_never_replaces_good_rows(instance, duckdb_url, tmp
     lap1 = warehouse_from_url(warehouse_url).query(
         "SELECT lap_time_ms FROM raw_laps WHERE driver_id = 'alpha' AND lap_number = 1")
     assert lap1["lap_time_ms"].tolist() == [89_999]
+
+
+def test_a_failing_blocking_check_writes_nothing(instance, duckdb_url, tmp_path, server):
+    res = _loaded(instance, duckdb_url, tmp_path, server, **UNSETTLED)
+    laps = server.state.datasets[LAPS]
+    number, timing = laps.items[7]
+    laps.items[7] = (number, dict(timing, driverId="zulu"))  # same row count, a driver not in the results
+    result = _run(instance, res)
+    message = _failures(result)["raw_laps"]
+    assert "drivers_in_results" in message and "zulu" in message and "120 stored rows are kept" in message
+    check = check_results(result)[("raw_laps", "drivers_in_results")]
+    assert not check.passed and check.metadata["failing_keys"].value == ["zulu"]
+    wh = warehouse_from_url(duckdb_url)
+    assert wh.count("raw_laps", PART) == 120
+    assert "zulu" not in set(wh.read_partition("raw_laps", PART)["driver_id"])  # the stored version, untouched
+    assert "lap_features" not in {e.step_key for e in result.all_events if e.is_step_success}
+    assert not result.asset_materializations_for_node("raw_laps")  # no green materialization either
 
 
 def test_totals_that_change_between_pages(instance, duckdb_url, tmp_path, server):

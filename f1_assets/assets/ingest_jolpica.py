@@ -8,7 +8,7 @@ Data provided by Jolpica/Ergast. Loaded by `f1_assets.definitions`.
 import datetime as dt
 import hashlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
@@ -17,7 +17,7 @@ import pandera.pandas as pa
 from pydantic import Field
 
 from f1_assets import schemas
-from f1_assets.assets.metadata import table_schema
+from f1_assets.assets.metadata import blocking_failures, describe_failures, reject, table_schema
 from f1_assets.partitions import (
     RaceKey,
     current_season,
@@ -134,7 +134,8 @@ def accept(
     table: str,
     log: Callable[[str], None],
 ) -> tuple[pd.DataFrame, FetchResult]:
-    """Validate fetched pages, then archive the ones that came from upstream (never before).
+    """Validate fetched pages (totals agree, rows = total, schema). The caller archives them with
+    `client.archive_accepted` once they are written (never before).
 
     Pages served from the raw archive that fail validation are quarantined and fetched once more from
     upstream; a failure then names the upstream URL."""
@@ -149,7 +150,6 @@ def accept(
         again = _fetch(client, fetched.path, settled=False)
         again.archive_hits += fetched.archive_hits
         df, fetched = _validated_frame(again, parser, schema, table), again
-    client.archive_accepted(fetched)
     return df, fetched
 
 
@@ -172,7 +172,9 @@ def race_info(warehouse: Warehouse, client: JolpicaClient, key: RaceKey) -> Race
     rows = warehouse.read_partition("raw_races", {"season": key.season, "round": key.round})
     if rows.empty:
         fetched = _fetch(client, str(key.season), settled=key.season < current_season())
-        schedule, _ = accept(client, fetched, parse.parse_schedule, schemas.RAW_RACES, "raw_races", lambda _m: None)
+        schedule, fetched = accept(client, fetched, parse.parse_schedule, schemas.RAW_RACES, "raw_races",
+                                   lambda _m: None)
+        client.archive_accepted(fetched)
         rows = schedule[schedule["round"] == key.round]
         if rows.empty:
             raise dg.Failure(
@@ -235,6 +237,7 @@ def prefetch_season_tables(
             rejected[fetched.path] = failure.description or "failed validation"
             log(f"season pages {fetched.path} rejected, not archived: {failure.description}")
             continue
+        client.archive_accepted(fetched)
         accepted.append(fetched)
     return accepted, rejected
 
@@ -257,7 +260,16 @@ def raw_races(
     client = jolpica.client(log=context.log.info)
     fetched = _fetch(client, str(season), settled=season < current_season())
     df, fetched = accept(client, fetched, parse.parse_schedule, schemas.RAW_RACES, "raw_races", context.log.warning)
+    checks = [dg.AssetCheckResult(
+        check_name="row_count_matches_upstream", passed=len(df) == fetched.total and len(df) > 0,
+        metadata={"rows": len(df), "upstream_total": fetched.total, "url": fetched.source(0)},
+    )]
+    if not checks[0].passed:
+        stored = warehouse.get().count("raw_races", {"season": season})
+        yield from reject(checks, f"raw_races {season}: the schedule has {len(df)} races ({fetched.source(0)}); "
+                          f"nothing was written, the {stored} stored rows are kept")
     written = write_partition(context, warehouse.get(), "raw_races", df, {"season": season})
+    client.archive_accepted(fetched)
     prefetched: list[FetchResult] = []
     rejected: dict[str, str] = {}
     if config.prefetch_season_tables and season_settled(df, jolpica.effective_settle_days()):
@@ -271,7 +283,7 @@ def raw_races(
     if new_keys:
         context.instance.add_dynamic_partitions(races_partitions.name, new_keys)
     context.log.info(f"season {season}: {len(df)} races scheduled, {len(keys)} run, {len(new_keys)} new partitions")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": written,
             "dagster/column_schema": table_schema(df),
@@ -284,13 +296,7 @@ def raw_races(
             "partitions_added": dg.MetadataValue.json(new_keys),
         },
         data_version=dg.DataVersion(fetched.payload_hash),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="row_count_matches_upstream",
-                passed=written == fetched.total and written > 0,
-                metadata={"rows": written, "upstream_total": fetched.total},
-            )
-        ],
+        check_results=checks,
     )
 
 
@@ -332,14 +338,24 @@ def _not_upstream_reason(spec: RaceTable, info: RaceInfo) -> str | None:
     return None
 
 
-def ingest_race_table(
-    context: dg.AssetExecutionContext, spec: RaceTable, jolpica: JolpicaResource, warehouse: WarehouseResource
-) -> tuple[pd.DataFrame, dict, FetchResult | None]:
-    """Fetch, validate, archive and write one race table; returns the frame, metadata and the fetch.
+@dataclass
+class StagedTable:
+    """One race table fetched and validated, not yet written nor archived."""
 
-    Nothing is written or archived unless every page agrees on MRData.total, the rows equal it and the
-    schema holds; a version with fewer rows than the stored one fails (run tag f1/allow_shrink=true
-    accepts it)."""
+    spec: RaceTable
+    df: pd.DataFrame
+    metadata: dict
+    fetched: FetchResult | None  # None: not upstream for this race's era/schedule (explained empty)
+    client: JolpicaClient
+    warehouse: Warehouse
+    partition: dict
+
+
+def stage_race_table(
+    context: dg.AssetExecutionContext, spec: RaceTable, jolpica: JolpicaResource, warehouse: WarehouseResource
+) -> StagedTable:
+    """Fetch and validate one race table: every page agrees on MRData.total, the rows equal it and the
+    schema holds. Nothing is written or archived here (`land` does that once the checks pass)."""
     key = parse_race_key(context.partition_key)
     wh = warehouse.get()
     client = jolpica.client(log=context.log.info)
@@ -348,11 +364,10 @@ def ingest_race_table(
     reason = _not_upstream_reason(spec, info)
     if reason is not None:
         empty = spec.parser([])
-        write_partition(context, wh, spec.table, empty, partition)
         context.log.info(f"{spec.table} {key.key}: empty — {reason}")
-        metadata = {"dagster/row_count": 0, "dagster/column_schema": table_schema(empty), "empty_reason": reason,
+        metadata = {"dagster/column_schema": table_schema(empty), "empty_reason": reason,
                     "upstream_requests": client.stats.requests}
-        return empty, metadata, None
+        return StagedTable(spec, empty, metadata, None, client, wh, partition)
 
     settled = dt.date.today() - info.race_date > dt.timedelta(days=jolpica.effective_settle_days())
     df = fetched = None
@@ -375,9 +390,7 @@ def ingest_race_table(
     if fetched is None or df is None:
         fetched = _fetch(client, f"{key.season}/{key.round}/{spec.endpoint}", settled)
         df, fetched = accept(client, fetched, spec.parser, spec.schema, spec.table, context.log.warning)
-    written = write_partition(context, wh, spec.table, df, partition)
     metadata = {
-        "dagster/row_count": written,
         "dagster/column_schema": table_schema(df),
         **_fetch_metadata([fetched], settled),
         "upstream_requests": client.stats.requests,  # includes a schedule fetch if raw_races lacked the race
@@ -389,7 +402,30 @@ def ingest_race_table(
         metadata["source"] = f"season pages {fetched.path} from the raw archive"
     if fetched.total == 0:
         metadata["empty_reason"] = f"upstream has no {spec.endpoint} for {key.key} (yet)"
-    return df, metadata, fetched
+    return StagedTable(spec, df, metadata, fetched, client, wh, partition)
+
+
+def land(
+    context: dg.AssetExecutionContext, staged: StagedTable, checks: list[dg.AssetCheckResult],
+    specs: Sequence[dg.AssetCheckSpec],
+) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+    """Write and archive a staged table once its blocking checks pass; else report them and fail.
+
+    The checks run on the frame *before* the write: a blocking failure records the check results, fails
+    the step (no retry) and writes nothing — the stored rows stay and downstream steps are skipped.
+    Then the write (refusing a smaller version) and only then the archive of the pages."""
+    blocked = blocking_failures(checks, specs)
+    if blocked:
+        stored = staged.warehouse.count(staged.spec.table, staged.partition)
+        yield from reject(checks, f"{staged.spec.table} {context.partition_key}: blocking checks failed on the new "
+                          f"version ({len(staged.df)} rows): {describe_failures(blocked)}; nothing was written, "
+                          f"the {stored} stored rows are kept")
+    written = write_partition(context, staged.warehouse, staged.spec.table, staged.df, staged.partition)
+    if staged.fetched is not None:
+        staged.client.archive_accepted(staged.fetched)
+    version = staged.fetched.payload_hash if staged.fetched else "empty"
+    yield dg.MaterializeResult(metadata={"dagster/row_count": written, **staged.metadata},
+                               data_version=dg.DataVersion(version), check_results=checks)
 
 
 def _has_rows_check(asset: str, df: pd.DataFrame, fetched: FetchResult | None,
@@ -453,14 +489,14 @@ _CHECK_DESCRIPTIONS = {
 }
 
 
-def _spec_checks(asset: str, *names: str) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(n, asset=asset, blocking=True, description=_CHECK_DESCRIPTIONS[n])
-            for n in ("row_count_matches_upstream", "has_rows", *names)]
+CHECK_SPECS: dict[str, list[dg.AssetCheckSpec]] = {}
 
 
-def _result(df: pd.DataFrame, metadata: dict, fetched: FetchResult | None, checks: list) -> dg.MaterializeResult:
-    version = fetched.payload_hash if fetched else "empty"
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version), check_results=checks)
+def _spec_checks(asset: str, *names: str, extra: Sequence[dg.AssetCheckSpec] = ()) -> list[dg.AssetCheckSpec]:
+    specs = [dg.AssetCheckSpec(n, asset=asset, blocking=True, description=_CHECK_DESCRIPTIONS[n])
+             for n in ("row_count_matches_upstream", "has_rows", *names)] + list(extra)
+    CHECK_SPECS[asset] = specs
+    return specs
 
 
 _RACE_ASSET = dict(partitions_def=races_partitions, group_name=GROUP, kinds=KINDS, pool="jolpica",
@@ -471,51 +507,56 @@ _RACE_ASSET = dict(partitions_def=races_partitions, group_name=GROUP, kinds=KIND
           check_specs=_spec_checks("raw_results", "positions_in_range", "joins_race"))
 def raw_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
     spec = RACE_TABLES["raw_results"]
-    df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
+    staged = stage_race_table(context, spec, jolpica, warehouse)
+    df, fetched = staged.df, staged.fetched
     key = parse_race_key(context.partition_key)
     in_calendar = warehouse.get().count("raw_races", {"season": key.season, "round": key.round})
-    return _result(df, metadata, fetched, [
+    yield from land(context, staged, [
         _row_count_check(spec.asset, len(df), fetched),
         _has_rows_check(spec.asset, df, fetched),
         _positions_check(spec.asset, df, len(df)),
         dg.AssetCheckResult(asset_key=spec.asset, check_name="joins_race", passed=df.empty or in_calendar == 1,
                             severity=dg.AssetCheckSeverity.WARN,
                             metadata={"raw_races_rows": in_calendar, "result_rows": len(df)}),
-    ])
+    ], CHECK_SPECS[spec.asset])
 
 
 @dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_qualifying"].description,
           check_specs=_spec_checks("raw_qualifying", "positions_in_range"))
 def raw_qualifying(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
     spec = RACE_TABLES["raw_qualifying"]
-    df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
-    return _result(df, metadata, fetched, [
+    staged = stage_race_table(context, spec, jolpica, warehouse)
+    df, fetched = staged.df, staged.fetched
+    yield from land(context, staged, [
         _row_count_check(spec.asset, len(df), fetched),
         _has_rows_check(spec.asset, df, fetched),
         _positions_check(spec.asset, df, max(len(df), 1)),
-    ])
+    ], CHECK_SPECS[spec.asset])
 
 
 @dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_sprint_results"].description,
           check_specs=_spec_checks("raw_sprint_results", "positions_in_range"))
 def raw_sprint_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
     spec = RACE_TABLES["raw_sprint_results"]
-    df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
-    return _result(df, metadata, fetched, [
+    staged = stage_race_table(context, spec, jolpica, warehouse)
+    df, fetched = staged.df, staged.fetched
+    yield from land(context, staged, [
         _row_count_check(spec.asset, len(df), fetched),
         _has_rows_check(spec.asset, df, fetched),
         _positions_check(spec.asset, df, len(df)),
-    ])
+    ], CHECK_SPECS[spec.asset])
 
 
 @dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_laps"].description,
-          check_specs=_spec_checks("raw_laps", "positions_in_range", "drivers_in_results", "lap_times_positive")
-          + [dg.AssetCheckSpec("laps_complete", asset="raw_laps",  # WARN: never blocks
-                               description="Each driver's lap timings equal the laps the results say they completed; "
-                               "fails (WARN) for a partial race.")])
+          check_specs=_spec_checks("raw_laps", "positions_in_range", "drivers_in_results", "lap_times_positive",
+                                   extra=[dg.AssetCheckSpec(
+                                       "laps_complete", asset="raw_laps",  # WARN: never blocks
+                                       description="Each driver's lap timings equal the laps the results say they "
+                                       "completed; fails (WARN) for a partial race.")]))
 def raw_laps(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
     spec = RACE_TABLES["raw_laps"]
-    df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
+    staged = stage_race_table(context, spec, jolpica, warehouse)
+    df, metadata, fetched = staged.df, staged.metadata, staged.fetched
     results = _results_for(warehouse, parse_race_key(context.partition_key))
     coverage = parse.lap_coverage(df, results)
     incomplete = coverage[~coverage["complete"]]
@@ -528,7 +569,7 @@ def raw_laps(context: dg.AssetExecutionContext, jolpica: JolpicaResource, wareho
     metadata["completeness"] = completeness
     metadata["laps"] = int(df["lap_number"].max()) if len(df) else 0
     bad_times = df[df["lap_time_ms"].notna() & (df["lap_time_ms"] <= 0)]
-    return _result(df, metadata, fetched, [
+    yield from land(context, staged, [
         _row_count_check(spec.asset, len(df), fetched),
         _has_rows_check(spec.asset, df, fetched),
         _positions_check(spec.asset, df, parse.starters(results)),
@@ -545,21 +586,22 @@ def raw_laps(context: dg.AssetExecutionContext, jolpica: JolpicaResource, wareho
                       "timings": len(df), "laps_completed_per_results": int(coverage["laps_completed"].sum()),
                       "failing_keys": [f"{r.driver_id}: {r.timings}/{r.laps_completed}"
                                        for r in incomplete.head(20).itertuples()]}),
-    ])
+    ], CHECK_SPECS[spec.asset])
 
 
 @dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_pit_stops"].description,
           check_specs=_spec_checks("raw_pit_stops", "drivers_in_results"))
 def raw_pit_stops(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
     spec = RACE_TABLES["raw_pit_stops"]
-    df, metadata, fetched = ingest_race_table(context, spec, jolpica, warehouse)
+    staged = stage_race_table(context, spec, jolpica, warehouse)
+    df, fetched = staged.df, staged.fetched
     results = _results_for(warehouse, parse_race_key(context.partition_key))
-    return _result(df, metadata, fetched, [
+    yield from land(context, staged, [
         _row_count_check(spec.asset, len(df), fetched),
         # a race can have no pit stops (rare); no rows is a warning, not a blocker
         _has_rows_check(spec.asset, df, fetched, severity=dg.AssetCheckSeverity.WARN),
         _drivers_in_results_check(spec.asset, df, results),
-    ])
+    ], CHECK_SPECS[spec.asset])
 
 
 RACE_ASSETS = [raw_results, raw_qualifying, raw_sprint_results, raw_laps, raw_pit_stops]
