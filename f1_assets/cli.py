@@ -25,11 +25,13 @@ import socket
 import sys
 import uuid
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 
 from f1_assets import audit, settings
+from f1_assets.assets.metadata import ALLOW_SHRINK_TAG
 from f1_assets.partitions import parse_race_key, parse_season, races_partitions, seasons_partitions
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.warehouse import WarehouseError
@@ -130,11 +132,12 @@ def _failures(result: dg.ExecuteInProcessResult | None) -> list[tuple[str, str]]
     return [(event.step_key, audit.failure_message(event)) for event in events]
 
 
-def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance, warehouse: WarehouseResource) -> bool:
+def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+         extra_tags: Mapping[str, str] | None = None) -> bool:
     from f1_assets.definitions import defs
 
     run_id = str(uuid.uuid4())
-    tags = {audit.CLI_PROCESS_TAG: process_tag()}
+    tags = {**(extra_tags or {}), audit.CLI_PROCESS_TAG: process_tag()}
     audit.record_start(warehouse, audit.RunRef(job_name, run_id, {**tags, "dagster/partition": partition_key}))
     result = None
     try:
@@ -160,31 +163,33 @@ def _season_key(season: int) -> str:
     return key
 
 
-def race(key: str, instance: dg.DagsterInstance, warehouse: WarehouseResource) -> bool:
+def race(key: str, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+         extra_tags: Mapping[str, str] | None = None) -> bool:
     """One race; first its season's calendar when this instance has never materialized it or has not
     registered the race (the feature layer reads the race's circuit and date from raw_races)."""
     parsed = parse_race_key(key)
     season_key = _season_key(parsed.season)
     registered = key in instance.get_dynamic_partitions(races_partitions.name)
     if not registered or season_key not in instance.get_materialized_partitions(RAW_RACES):
-        if not _run("season_calendar", season_key, instance, warehouse):
+        if not _run("season_calendar", season_key, instance, warehouse, extra_tags):
             return False
         if key not in instance.get_dynamic_partitions(races_partitions.name):
             scheduled = warehouse.get().count("raw_races", {"season": parsed.season, "round": parsed.round})
             rounds = warehouse.get().count("raw_races", {"season": parsed.season})
             why = "has not been run yet" if scheduled else f"is not in the {season_key} schedule ({rounds} rounds)"
             raise UsageError(f"race {key} {why}: no `races` partition registered")
-    return _run("race_pipeline", key, instance, warehouse)
+    return _run("race_pipeline", key, instance, warehouse, extra_tags)
 
 
-def season(year: str, instance: dg.DagsterInstance, warehouse: WarehouseResource) -> bool:
+def season(year: str, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+           extra_tags: Mapping[str, str] | None = None) -> bool:
     season_key = _season_key(parse_season(year))
-    if not _run("season_calendar", season_key, instance, warehouse):
+    if not _run("season_calendar", season_key, instance, warehouse, extra_tags):
         return False
     keys = [k for k in instance.get_dynamic_partitions(races_partitions.name)
             if parse_race_key(k).season == int(season_key)]
     _say(f"season {season_key}: {len(keys)} races to materialize")
-    failed = [k for k in keys if not race(k, instance, warehouse)]
+    failed = [k for k in keys if not race(k, instance, warehouse, extra_tags)]
     if failed:
         _say(f"season {season_key}: failed races: {', '.join(failed)}")
     return not failed
@@ -193,16 +198,24 @@ def season(year: str, instance: dg.DagsterInstance, warehouse: WarehouseResource
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="f1-assets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("race", help="materialize one race, e.g. 2023-01").add_argument("key")
-    sub.add_parser("season", help="materialize a season's calendar and every race run so far").add_argument("year")
+    race_parser = sub.add_parser("race", help="materialize one race, e.g. 2023-01")
+    race_parser.add_argument("key")
+    season_parser = sub.add_parser("season", help="materialize a season's calendar and every race run so far")
+    season_parser.add_argument("year")
+    for command in (race_parser, season_parser):
+        command.add_argument("--allow-shrink", action="store_true",
+                             help=f"let an upstream version with fewer rows replace the stored one (run tag "
+                             f"{ALLOW_SHRINK_TAG}=true; recorded in metadata and the audit log)")
     args = parser.parse_args(argv)
+    extra_tags = {ALLOW_SHRINK_TAG: "true"} if args.allow_shrink else {}
     # the instance's yaml-defined JSON log handler is a beta feature: one warning per run otherwise
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     try:
         instance = _instance()
         warehouse = check_settings()
         fail_orphaned_runs(instance, warehouse)
-        ok = race(args.key, instance, warehouse) if args.command == "race" else season(args.year, instance, warehouse)
+        ok = (race(args.key, instance, warehouse, extra_tags) if args.command == "race"
+              else season(args.year, instance, warehouse, extra_tags))
     except ValueError as exc:  # UsageError, settings.ConfigError, an invalid key
         _error(exc)
         return 2

@@ -19,6 +19,7 @@ import pytest
 from f1_assets import definitions, sensors
 from f1_assets.assets import features, ingest_fastf1, ingest_jolpica
 from f1_assets.assets.ingest_fastf1 import fastf1_laps, raw_telemetry, telemetry_blob_key
+from f1_assets.assets.metadata import ALLOW_SHRINK_TAG
 from f1_assets.partitions import parse_race_key
 from f1_assets.resources.fastf1 import FastF1Resource, FastF1UpstreamError, LoadedRace
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
@@ -213,7 +214,7 @@ def test_schedule_unreachable_then_back_then_stored_rows_are_kept(instance, duck
 
     # a run that asks for it may replace the rows with less: then it says so, and stays red
     result, _ = _run(instance, BAKU, {**res, "fastf1": no_schedule}, assets=[fastf1_laps],
-                     tags={ingest_jolpica.ALLOW_SHRINK_TAG: "true"})
+                     tags={ALLOW_SHRINK_TAG: "true"})
     assert result.success and _counts(duckdb_url, BAKU)["fastf1_laps"] == 0
     assert metadata_of(result, "fastf1_laps")["retryable"] is True
     assert not check_results(result)[("fastf1_laps", "live_timing_available")].passed

@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from f1_assets.assets import features, ingest_jolpica
+from f1_assets.assets.metadata import ALLOW_SHRINK_TAG
 from f1_assets.resources.jolpica import JolpicaClient, JolpicaTransientError
 from f1_assets.resources.rate_budget import FileLedger, RateLimiter
 from f1_assets.storage.blob import LocalBlobStore
@@ -98,7 +99,7 @@ def test_a_shrinking_upstream_never_replaces_good_rows(instance, duckdb_url, tmp
 
     # an explicit run may accept it, and says so
     laps.items = full[:60]
-    accepted = _run(instance, res, tags={ingest_jolpica.ALLOW_SHRINK_TAG: "true"})
+    accepted = _run(instance, res, tags={ALLOW_SHRINK_TAG: "true"})
     assert accepted.success, _failures(accepted)
     assert metadata_of(accepted, "raw_laps")["allow_shrink"] is True
     assert _rows(warehouse_url) == 60 and _rows(warehouse_url, "lap_features") == 60

@@ -30,8 +30,14 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from f1_assets.assets.ingest_jolpica import ALLOW_SHRINK_TAG, allow_shrink
-from f1_assets.assets.metadata import blocking_failures, check_specs, describe_failures, reject
+from f1_assets.assets.metadata import (
+    ALLOW_SHRINK_TAG,
+    allow_shrink,
+    blocking_failures,
+    check_specs,
+    describe_failures,
+    reject,
+)
 from f1_assets.partitions import RaceKey, parse_race_key, races_partitions
 from f1_assets.resources.fastf1 import (
     TELEMETRY_STREAMS,

@@ -17,7 +17,14 @@ import pandera.pandas as pa
 from pydantic import Field
 
 from f1_assets import schemas
-from f1_assets.assets.metadata import blocking_failures, describe_failures, reject, table_schema
+from f1_assets.assets.metadata import (
+    ALLOW_SHRINK_TAG,
+    allow_shrink,
+    blocking_failures,
+    describe_failures,
+    reject,
+    table_schema,
+)
 from f1_assets.partitions import (
     RaceKey,
     current_season,
@@ -88,14 +95,6 @@ def _fetch(client: JolpicaClient, path: str, settled: bool) -> FetchResult:
 
 
 # ------------------------------------------------------------------------- accept, then archive
-
-# A run tagged f1/allow_shrink=true may replace stored rows with fewer (recorded in metadata and audit).
-ALLOW_SHRINK_TAG = "f1/allow_shrink"
-
-
-def allow_shrink(context: dg.AssetExecutionContext) -> bool:
-    return str(context.run.tags.get(ALLOW_SHRINK_TAG, "")).strip().lower() in ("1", "true", "yes")
-
 
 def _validated_frame(
     fetched: FetchResult, parser: Callable[[Sequence[parse.Page]], pd.DataFrame], schema: pa.DataFrameSchema,

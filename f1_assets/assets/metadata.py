@@ -17,6 +17,13 @@ import dagster as dg
 import pandas as pd
 
 SEVERITY = {"ERROR": dg.AssetCheckSeverity.ERROR, "WARN": dg.AssetCheckSeverity.WARN}
+# A run tagged f1/allow_shrink=true may replace stored rows with fewer (recorded in metadata and audit);
+# without it every asset refuses a smaller version of a partition and keeps the stored rows.
+ALLOW_SHRINK_TAG = "f1/allow_shrink"
+
+
+def allow_shrink(context: dg.AssetExecutionContext) -> bool:
+    return str(context.run.tags.get(ALLOW_SHRINK_TAG, "")).strip().lower() in ("1", "true", "yes")
 FAILING_KEYS_IN_MESSAGE = 5
 
 

@@ -41,7 +41,8 @@ class ShrinkRefused(WarehouseError):
         where = ", ".join(f"{k}={v}" for k, v in partition.items()) or "whole table"
         super().__init__(
             f"{table} ({where}): the new version has {new} rows, fewer than the {stored} stored; "
-            "the stored rows are kept and nothing was written (run with tag f1/allow_shrink=true to accept it)"
+            "the stored rows are kept and nothing was written (a run tagged f1/allow_shrink=true, or "
+            "`f1-assets … --allow-shrink`, accepts it)"
         )
 
 
