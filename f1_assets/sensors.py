@@ -30,7 +30,7 @@ import time
 
 import dagster as dg
 
-from f1_assets.assets.ingest_jolpica import RACE_TABLES
+from f1_assets.assets.ingest_jolpica import RACE_TABLES, upstream_has
 from f1_assets.audit import AUDIT_SENSORS
 from f1_assets.partitions import parse_race_key, race_key, races_partitions
 from f1_assets.resources.jolpica import (
@@ -201,14 +201,23 @@ def season_calendar_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
     ]
 
 
-def _recorded_hashes(instance: dg.DagsterInstance, key: str) -> dict[str, str]:
-    """{raw asset: payload hash its latest materialization of `key` recorded}."""
-    out = {}
+def _recorded_hashes(instance: dg.DagsterInstance, warehouse: WarehouseResource, key: str) -> dict[str, str]:
+    """{raw asset: payload hash its latest materialization of `key` recorded}; "" for a raw table the
+    race should have upstream but that has no materialization (an empty answer was refused by its
+    `has_rows` check): it is re-polled until the upstream has rows."""
+    out, never = {}, []
     for asset in RACE_TABLES:
         last = _last_materialization(instance, asset, key)
         value = last.metadata.get("payload_hash") if last else None
         if value is not None:
             out[asset] = str(value.value)
+        elif last is None:
+            never.append(asset)
+    if out and never:
+        race = parse_race_key(key)
+        rows = warehouse.get().read_partition("raw_races", {"season": race.season, "round": race.round})
+        has_sprint = bool(rows["has_sprint"].iloc[0]) if len(rows) else False
+        out |= {asset: "" for asset in never if upstream_has(asset, race, has_sprint)}
     return out
 
 
@@ -237,7 +246,7 @@ def race_corrections_sensor(
     recent = races_in_settle_period(warehouse, context.instance, jolpica.effective_settle_days())
     # what each race's raw assets last recorded; never-materialized or not-upstream assets (no sprint,
     # pre-era) have no payload hash and nothing to compare
-    recorded = {key: _recorded_hashes(context.instance, key) for key in recent}
+    recorded = {key: _recorded_hashes(context.instance, warehouse, key) for key in recent}
     keys = [key for key in recent if recorded[key]]
     if not keys:
         return dg.SkipReason(f"no materialized race inside the {jolpica.effective_settle_days()}-day settle period")
@@ -257,7 +266,8 @@ def race_corrections_sensor(
                     problems.append(f"{key} {asset}: {exc}")
                     break
                 hashes[asset] = fetched.payload_hash
-                if fetched.payload_hash != recorded_hash:
+                # a never-materialized table ("" recorded) counts as changed once the upstream has rows
+                if fetched.payload_hash != recorded_hash and (recorded_hash or fetched.total > 0):
                     changed.append(asset)
             upstream[key] = hashes
             if changed:

@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from f1_assets import sensors
 from f1_assets.assets import features, ingest_jolpica
 from f1_assets.assets.metadata import ALLOW_SHRINK_TAG
 from f1_assets.resources.jolpica import JolpicaClient, JolpicaTransientError
@@ -200,6 +201,26 @@ def test_bad_pages_are_never_archived_and_never_served(instance, duckdb_url, tmp
     assert len(server.requests_for("/laps.json")) == 2  # from upstream, not an archived empty page
     assert _rows(duckdb_url) == 120 and _rows(duckdb_url, "lap_features") == 120
     assert len(_archived(blobs)) == 2
+
+
+def test_refused_empty_laps_are_re_polled_by_the_corrections_sensor(instance, duckdb_url, tmp_path, server):
+    res = resources(duckdb_url, str(tmp_path / "blobs"), server.base_url, **UNSETTLED)
+    assert materialize_calendar(instance, SEASON, res, prefetch=False).success
+    laps = server.state.datasets[LAPS]
+    good, laps.items = list(laps.items), []  # the Monday gap: results are out, laps are not yet
+    assert not _run(instance, res).success
+    assert not instance.fetch_materializations(dg.AssetKey("raw_laps"), limit=1).records
+
+    def tick():
+        with dg.build_sensor_context(instance=instance, resources=res) as context:
+            return sensors.race_corrections_sensor(context)
+
+    still_empty = tick()
+    assert not still_empty.run_requests, still_empty.run_requests
+    laps.items = good
+    appeared = tick()
+    assert [r.asset_selection for r in appeared.run_requests] == [[dg.AssetKey("raw_laps")]]
+    assert appeared.run_requests[0].partition_key == KEY
 
 
 @pytest.mark.parametrize("damage", ["undecodable", "schema"])

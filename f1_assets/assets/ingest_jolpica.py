@@ -328,6 +328,12 @@ RACE_TABLES = {
 }
 
 
+def upstream_has(asset: str, key: RaceKey, has_sprint: bool) -> bool:
+    """Whether the upstream has the raw table `asset` for this race at all (its era and schedule)."""
+    info = RaceInfo(key, dt.date(key.season, 1, 1), has_sprint, "")
+    return _not_upstream_reason(RACE_TABLES[asset], info) is None
+
+
 def _not_upstream_reason(spec: RaceTable, info: RaceInfo) -> str | None:
     if spec.endpoint == "sprint" and not info.has_sprint:
         return f"no sprint at {info.key.key}: the {info.key.season} schedule lists no Sprint session for it"
