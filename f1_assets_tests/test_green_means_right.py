@@ -298,3 +298,17 @@ def test_a_trickling_server_is_bounded_by_the_deadline(tmp_path, server):
     assert elapsed < 5  # two attempts of 1 s each, not 5 retries, not minutes
     assert client.stats.requests == 2
 
+
+
+def test_a_mirror_password_never_reaches_a_url_message_or_metadata(instance, duckdb_url, tmp_path, server):
+    base = server.base_url.replace("http://", "http://mirror:t0p%40secret@")
+    res = resources(duckdb_url, str(tmp_path / "blobs"), base)
+    calendar = materialize_calendar(instance, SEASON, res, prefetch=False)
+    assert calendar.success
+    shown = json.dumps({k: str(v) for k, v in metadata_of(calendar, "raw_races").items()})
+    server.state.datasets.pop(LAPS)  # a 404: its message quotes the URL
+    failed = _run(instance, res, assets=[ingest_jolpica.raw_results, ingest_jolpica.raw_laps])
+    message = _failures(failed)["raw_laps"]
+    assert "HTTP 404" in message
+    for text in (shown, message):
+        assert "t0p" not in text and "secret" not in text and "mirror:" not in text

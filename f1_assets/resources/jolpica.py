@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import dagster as dg
 import requests
@@ -156,12 +156,25 @@ class JolpicaClient:
         sleep: Callable[[float], None] = time.sleep,
         url_variable: str = URL_VARIABLE,
     ):
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
-        parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        base_url = base_url if base_url.endswith("/") else base_url + "/"
+        try:
+            parts = urlsplit(base_url)
+            parts.port  # noqa: B018 (raises ValueError on a malformed port)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise settings.ConfigError(
                 f"{url_variable}={settings.redact(base_url)!r} is not a Jolpica base URL: expected http(s)://host/…"
             )
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = "f1-assets (+Dagster; data provided by Jolpica/Ergast)"
+        if parts.username is not None or parts.password is not None:
+            # credentials of a private mirror travel as HTTP basic auth, never inside a URL that could
+            # reach a message, a log line, metadata or the archive
+            self._session.auth = (unquote(parts.username or ""), unquote(parts.password or ""))
+            netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+            base_url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        self.base_url = base_url
         self.url_variable = url_variable
         self.archive = archive
         self.limiter = limiter
@@ -172,8 +185,6 @@ class JolpicaClient:
         self.log = log or (lambda _msg: None)
         self.sleep = sleep
         self.stats = ClientStats()
-        self._session = requests.Session()
-        self._session.headers["User-Agent"] = "f1-assets (+Dagster; data provided by Jolpica/Ergast)"
 
     # ---------------------------------------------------------------- public
     def fetch(self, path: str, settled: bool) -> FetchResult:
