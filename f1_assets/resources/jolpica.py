@@ -49,6 +49,7 @@ PAGE_LIMIT = 100  # Jolpica caps limit at 100 whatever is asked
 ARCHIVE_PREFIX = "jolpica"
 QUARANTINE_PREFIX = "jolpica-quarantine"
 UNREACHABLE_RETRIES = 2  # DNS failure / connection refused: two quick retries (≈3 s), then fail
+DEADLINE_ATTEMPTS = 2  # a request that missed its whole-response deadline is tried once more, then given up
 URL_VARIABLE = "F1_JOLPICA_URL"
 
 
@@ -382,6 +383,7 @@ class JolpicaClient:
     def _get(self, url: str) -> bytes:
         attempt = 0
         unreachable = 0
+        deadlines = 0
         while True:
             self.limiter.acquire()
             self.stats.requests += 1
@@ -414,10 +416,10 @@ class JolpicaClient:
             except _Deadline as exc:
                 # a server that trickles will trickle again: one more try, then give up on this fetch
                 problem = f"deadline: {exc}"
-                attempt = max(attempt, self.max_retries - 1)
+                deadlines += 1
             except requests.Timeout as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            if attempt >= self.max_retries:
+            if attempt >= self.max_retries or deadlines >= DEADLINE_ATTEMPTS:
                 raise JolpicaTransientError(
                     f"{url}: giving up after {attempt + 1} attempts, last {problem}", url, status
                 )
