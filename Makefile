@@ -18,7 +18,7 @@ dev: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 test: install
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -rs -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check f1_assets f1_assets_tests bench

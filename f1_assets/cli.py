@@ -142,7 +142,10 @@ def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance, wareho
     result = None
     try:
         result = defs.resolve_job_def(job_name).execute_in_process(
-            partition_key=partition_key, instance=instance, raise_on_error=False, run_id=run_id, tags=tags)
+            partition_key=partition_key, instance=instance, raise_on_error=False, run_id=run_id, tags=tags,
+            # every event is already a JSON line on stdout (dagster.yaml python_logs): the human-readable
+            # console copy on stderr keeps warnings and errors only
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     finally:
         failures = _failures(result)
         ok = result is not None and result.success
@@ -150,9 +153,22 @@ def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance, wareho
                                   "failed_steps": [step for step, _ in failures]}
         run = instance.get_run_by_id(run_id) or audit.RunRef(job_name, run_id, tags)
         audit.record_end(warehouse, instance, run, audit.SUCCESS if ok else audit.FAILURE, metadata)
-    _say(f"{job_name} {partition_key}: {'success' if ok else 'FAILED'} (run {run_id})"
+    red = _failed_error_checks(result)
+    outcome = "success" if ok else "FAILED"
+    if ok and red:
+        outcome += f", but {len(red)} ERROR check(s) failed: {', '.join(red)}"
+    _say(f"{job_name} {partition_key}: {outcome} (run {run_id})"
          + "".join(f"\n  {step}: {message}" for step, message in failures))
     return ok
+
+
+def _failed_error_checks(result: dg.ExecuteInProcessResult | None) -> list[str]:
+    """`asset.check` of each ERROR-severity check that failed in the run (a non-blocking one, e.g.
+    `live_timing_available`, fails without failing the run: say so)."""
+    if result is None:
+        return []
+    return sorted({f"{e.asset_key.to_user_string()}.{e.check_name}" for e in result.get_asset_check_evaluations()
+                   if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR})
 
 
 def _season_key(season: int) -> str:
@@ -163,6 +179,10 @@ def _season_key(season: int) -> str:
     return key
 
 
+def _scheduled(warehouse: WarehouseResource, season: int, rnd: int) -> bool:
+    return warehouse.get().count("raw_races", {"season": season, "round": rnd}) > 0
+
+
 def race(key: str, instance: dg.DagsterInstance, warehouse: WarehouseResource,
          extra_tags: Mapping[str, str] | None = None) -> bool:
     """One race; first its season's calendar when this instance has never materialized it or has not
@@ -170,7 +190,12 @@ def race(key: str, instance: dg.DagsterInstance, warehouse: WarehouseResource,
     parsed = parse_race_key(key)
     season_key = _season_key(parsed.season)
     registered = key in instance.get_dynamic_partitions(races_partitions.name)
-    if not registered or season_key not in instance.get_materialized_partitions(RAW_RACES):
+    has_calendar = season_key in instance.get_materialized_partitions(RAW_RACES)
+    if not registered and has_calendar and not _scheduled(warehouse, parsed.season, parsed.round):
+        rounds = warehouse.get().count("raw_races", {"season": parsed.season})
+        raise UsageError(f"race {key} is not in the {season_key} schedule ({rounds} rounds): no `races` partition "
+                         "registered")
+    if not registered or not has_calendar:
         if not _run("season_calendar", season_key, instance, warehouse, extra_tags):
             return False
         if key not in instance.get_dynamic_partitions(races_partitions.name):
@@ -195,18 +220,24 @@ def season(year: str, instance: dg.DagsterInstance, warehouse: WarehouseResource
     return not failed
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="f1-assets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    race_parser = sub.add_parser("race", help="materialize one race, e.g. 2023-01")
+    shrink_help = (f"let an upstream version with fewer rows replace the stored one (run tag {ALLOW_SHRINK_TAG}=true; "
+                   "recorded in metadata and the audit log)")
+    parser.add_argument("--allow-shrink", action="store_true", help=shrink_help)
+    options = argparse.ArgumentParser(add_help=False)  # the same flag after the command, too
+    options.add_argument("--allow-shrink", action="store_true", default=argparse.SUPPRESS, help=shrink_help)
+    race_parser = sub.add_parser("race", parents=[options], help="materialize one race, e.g. 2023-01")
     race_parser.add_argument("key")
-    season_parser = sub.add_parser("season", help="materialize a season's calendar and every race run so far")
+    season_parser = sub.add_parser("season", parents=[options],
+                                   help="materialize a season's calendar and every race run so far")
     season_parser.add_argument("year")
-    for command in (race_parser, season_parser):
-        command.add_argument("--allow-shrink", action="store_true",
-                             help=f"let an upstream version with fewer rows replace the stored one (run tag "
-                             f"{ALLOW_SHRINK_TAG}=true; recorded in metadata and the audit log)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     extra_tags = {ALLOW_SHRINK_TAG: "true"} if args.allow_shrink else {}
     # the instance's yaml-defined JSON log handler is a beta feature: one warning per run otherwise
     warnings.filterwarnings("ignore", category=dg.BetaWarning)

@@ -57,3 +57,12 @@ def test_cli_race_and_bad_key(replay_server, recorded_upstreams, tmp_path, monke
     assert [r.tags.get("dagster/partition") for r in runs] == ["2023-01", "2023"]
     assert cli.main(["race", "2023-1"]) == 2  # a malformed key: one line on stderr, no run
     assert len(dg.DagsterInstance.get().get_runs()) == 2
+
+
+@pytest.mark.parametrize("argv", [["--allow-shrink", "race", "2023-01"], ["race", "--allow-shrink", "2023-01"],
+                                  ["season", "2023", "--allow-shrink"]])
+def test_allow_shrink_is_accepted_before_or_after_the_command(argv):
+    from f1_assets.cli import parse_args
+
+    assert parse_args(argv).allow_shrink is True
+    assert parse_args([a for a in argv if a != "--allow-shrink"]).allow_shrink is False

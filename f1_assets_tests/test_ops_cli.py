@@ -113,6 +113,12 @@ def test_killed_cli_run_is_failed_by_the_next_one_which_logs_json(tmp_path):
     fastf1 = [r for r in records if r["name"].startswith("fastf1")]
     assert fastf1 and {r["levelname"] for r in fastf1} >= {"INFO", "WARNING"}
     assert all(r["dagster_meta"]["step_key"] for r in fastf1)
+    # records that carry an exception (FastF1's "Traceback for failure in …") are JSON lines too
+    assert "--- Logging error ---" not in out.stderr
+    assert any(r.get("exc_text") for r in fastf1) or not any("Traceback" in r["msg"] for r in fastf1)
+    # the human-readable copy on stderr is warnings and errors only; the summary says it all in a line
+    assert "race_pipeline 2024-01: success" in out.stderr
+    assert len(out.stderr.splitlines()) < len(out.stdout.splitlines())
 
     # audit: start and end rows for the killed run and for each run of the next CLI
     rows = warehouse_from_url(env["F1_WAREHOUSE_URL"]).query(

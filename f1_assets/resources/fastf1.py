@@ -273,6 +273,9 @@ class FastF1Resource(dg.ConfigurableResource):
         # explicit cache directory: never FastF1's default ~/.cache/fastf1
         fastf1.Cache.configure(cache_dir=str(cache_dir))
         fastf1.Cache.offline_mode(self.offline)
+        # FastF1's own stderr handler would print every line a second time beside the run's JSON log
+        # (its "fastf1" logger is a managed Python logger in dagster.yaml): only errors there
+        fastf1.set_log_level("ERROR")
 
     def load_race(self, race: RaceKey, *, laps: bool = True, telemetry: bool = False) -> LoadedRace:
         """Load the race session of `race` (results, laps, track status, messages; telemetry on request).
