@@ -20,7 +20,7 @@ from f1_assets import definitions, sensors
 from f1_assets.assets import features, ingest_fastf1, ingest_jolpica
 from f1_assets.assets.ingest_fastf1 import fastf1_laps, raw_telemetry, telemetry_blob_key
 from f1_assets.assets.metadata import ALLOW_SHRINK_TAG
-from f1_assets.partitions import parse_race_key
+from f1_assets.partitions import RaceKey, parse_race_key
 from f1_assets.resources.fastf1 import FastF1Resource, FastF1UpstreamError, LoadedRace
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.warehouse import warehouse_from_url
@@ -253,3 +253,22 @@ def test_stored_telemetry_is_kept_when_the_host_is_down(instance, duckdb_url, tm
     message = _failures(result)["raw_telemetry"]
     assert "unreachable" in message and "telemetry Parquet" in message and "is kept" in message
     assert (blobs / telemetry_blob_key(parse_race_key(BAKU))).read_bytes() == stored
+
+
+def test_a_host_that_never_answers_is_bounded_by_the_load_deadline(tmp_path):
+    """FastF1 sends its requests without a timeout: a host that accepts the connection and stays silent
+    must cost the load deadline, then count as an unreachable (retryable) upstream."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # accepts connections (the kernel's backlog), never reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        fastf1 = FastF1Resource(livetiming_url=url, schedule_url=url, jolpica_url=url, cache_dir=str(tmp_path),
+                                connect_retries=2, retry_backoff_seconds=0.1, load_timeout_seconds=2.0)
+        started = time.monotonic()
+        with pytest.raises(FastF1UpstreamError) as raised:
+            fastf1.load_race(RaceKey(2018, 4))
+        elapsed = time.monotonic() - started
+    assert raised.value.retryable and "does not answer" in raised.value.reason
+    assert 2.0 <= elapsed < 6  # one load deadline, not three, not forever

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -241,6 +242,10 @@ class FastF1Resource(dg.ConfigurableResource):
     offline: bool = False  # serve only what the cache holds (no request at all)
     connect_retries: int = 2
     retry_backoff_seconds: float = 5.0
+    # FastF1 sends its requests without a timeout: a host that accepts connections and never answers
+    # would hold the step for ever. One load (schedule + session) gets this long, then counts as an
+    # unreachable upstream (retryable later, not in the step: a silent host stays silent).
+    load_timeout_seconds: float = 600.0
 
     def effective_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else settings.f1_home() / "fastf1-cache"
@@ -288,16 +293,39 @@ class FastF1Resource(dg.ConfigurableResource):
         attempt = 1
         while True:
             try:
-                return self._load_once(race, laps=laps, telemetry=telemetry)
+                return self._load_with_deadline(race, laps=laps, telemetry=telemetry)
             except FastF1UpstreamError as exc:
-                exc.attempts = attempt
-                if not exc.retryable or attempt > self.connect_retries:
+                exc.attempts = max(exc.attempts, attempt)
+                if not exc.retryable or exc.attempts > self.connect_retries:
                     raise
                 wait = self.retry_backoff_seconds * 2 ** (attempt - 1)
                 log.warning("FastF1 %s, attempt %d of %d; trying again in %.1f s",
                             exc, attempt, self.connect_retries + 1, wait)
                 time.sleep(wait)
                 attempt += 1
+
+    def _load_with_deadline(self, race: RaceKey, *, laps: bool, telemetry: bool) -> LoadedRace:
+        """`_load_once` in a daemon thread, waited on for at most `load_timeout_seconds`. A load that
+        overruns is abandoned (its thread ends with its sockets, or with the process)."""
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["value"] = self._load_once(race, laps=laps, telemetry=telemetry)
+            except BaseException as exc:  # handed to the caller's thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"fastf1-load-{race.key}", daemon=True)
+        worker.start()
+        worker.join(self.load_timeout_seconds)
+        if worker.is_alive():
+            raise FastF1UpstreamError(
+                race, f"no complete answer from FastF1's hosts within {self.load_timeout_seconds:g} s "
+                f"(live timing {self._livetiming()}): a host accepts connections but does not answer",
+                (self._livetiming(),), retryable=True, attempts=self.connect_retries + 1)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
     def _load_once(self, race: RaceKey, *, laps: bool, telemetry: bool) -> LoadedRace:
         import fastf1
