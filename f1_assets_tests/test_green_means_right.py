@@ -312,3 +312,20 @@ def test_a_mirror_password_never_reaches_a_url_message_or_metadata(instance, duc
     assert "HTTP 404" in message
     for text in (shown, message):
         assert "t0p" not in text and "secret" not in text and "mirror:" not in text
+
+
+def test_a_season_page_problem_never_costs_the_calendar(instance, duckdb_url, tmp_path, server):
+    """Season pages are an optimisation: a 404 on one leaves the calendar green, its races registered."""
+    server.state.datasets[f"{SEASON}/{ROUND}/results"].items = []  # derived season pages would be empty…
+    server.state.datasets.pop(f"{SEASON}/{ROUND}/qualifying")  # …and the season qualifying 404s
+    from f1_assets_tests.jolpica_server import add_season_tables
+
+    add_season_tables(server.state.datasets)
+    server.state.datasets.pop(f"{SEASON}/qualifying", None)
+    res = resources(duckdb_url, str(tmp_path / "blobs"), server.base_url)
+    calendar = materialize_calendar(instance, SEASON, res)
+    assert calendar.success
+    rejected = metadata_of(calendar, "raw_races")["season_tables_rejected"]
+    assert f"{SEASON}/qualifying" in rejected and "404" in rejected[f"{SEASON}/qualifying"]
+    assert KEY in instance.get_dynamic_partitions("races")
+

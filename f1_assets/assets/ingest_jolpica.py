@@ -16,7 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pydantic import Field
 
-from f1_assets import schemas
+from f1_assets import schemas, settings
 from f1_assets.assets.metadata import (
     ALLOW_SHRINK_TAG,
     allow_shrink,
@@ -229,14 +229,16 @@ def prefetch_season_tables(
     accepted, rejected = [], {}
     for endpoint in endpoints:
         spec = next(t for t in RACE_TABLES.values() if t.endpoint == endpoint)
-        fetched = _fetch(client, f"{season}/{endpoint}", settled=True)
-        try:
+        path = f"{season}/{endpoint}"
+        try:  # an optimisation only: whatever goes wrong, the races fetch their own pages instead
+            fetched = _fetch(client, path, settled=True)
             _, fetched = accept(client, fetched, spec.parser, spec.schema, spec.table, log)
-        except dg.Failure as failure:
-            rejected[fetched.path] = failure.description or "failed validation"
-            log(f"season pages {fetched.path} rejected, not archived: {failure.description}")
+            client.archive_accepted(fetched)
+        except (dg.Failure, dg.RetryRequested, OSError) as problem:
+            why = getattr(problem, "description", None) or repr(problem.__cause__ or problem)
+            rejected[path] = why
+            log(f"season pages {path} not prefetched (its races fetch their own pages): {why}")
             continue
-        client.archive_accepted(fetched)
         accepted.append(fetched)
     return accepted, rejected
 
@@ -268,7 +270,8 @@ def raw_races(
         yield from reject(checks, f"raw_races {season}: the schedule has {len(df)} races ({fetched.source(0)}); "
                           f"nothing was written, the {stored} stored rows are kept")
     written = write_partition(context, warehouse.get(), "raw_races", df, {"season": season})
-    client.archive_accepted(fetched)
+    archive_note: dict = {}
+    _archive(context, client, fetched, archive_note)
     prefetched: list[FetchResult] = []
     rejected: dict[str, str] = {}
     if config.prefetch_season_tables and season_settled(df, jolpica.effective_settle_days()):
@@ -291,6 +294,7 @@ def raw_races(
             "season_tables_prefetched": dg.MetadataValue.json({f.path: f.total for f in prefetched}),
             **({"season_tables_rejected": dg.MetadataValue.json(rejected)} if rejected else {}),
             "allow_shrink": allow_shrink(context),
+            **archive_note,
             "races_run": len(keys),
             "partitions_added": dg.MetadataValue.json(new_keys),
         },
@@ -410,6 +414,18 @@ def stage_race_table(
     return StagedTable(spec, df, metadata, fetched, client, wh, partition)
 
 
+def _archive(context: dg.AssetExecutionContext, client: JolpicaClient, fetched: FetchResult, metadata: dict) -> None:
+    """Archive accepted pages after the write. The rows are right either way: a store that refuses the
+    write (read-only, permissions, a bucket error) is logged and shown in metadata, and the next run
+    of a settled race fetches from upstream instead of the archive."""
+    try:
+        client.archive_accepted(fetched)
+    except Exception as exc:  # noqa: BLE001 — any storage error; the rows are already written and valid
+        message = settings.redact(f"raw archive not written for {fetched.path}: {type(exc).__name__}: {exc}")
+        context.log.warning(message)
+        metadata["archive_error"] = message
+
+
 def land(
     context: dg.AssetExecutionContext, staged: StagedTable, checks: list[dg.AssetCheckResult],
     specs: Sequence[dg.AssetCheckSpec],
@@ -427,7 +443,7 @@ def land(
                           f"the {stored} stored rows are kept")
     written = write_partition(context, staged.warehouse, staged.spec.table, staged.df, staged.partition)
     if staged.fetched is not None:
-        staged.client.archive_accepted(staged.fetched)
+        _archive(context, staged.client, staged.fetched, staged.metadata)
     version = staged.fetched.payload_hash if staged.fetched else "empty"
     yield dg.MaterializeResult(metadata={"dagster/row_count": written, **staged.metadata},
                                data_version=dg.DataVersion(version), check_results=checks)

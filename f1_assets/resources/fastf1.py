@@ -87,11 +87,11 @@ class FastF1UpstreamError(Exception):
     def __init__(self, race: RaceKey, reason: str, urls: tuple[str, ...] = (), *, retryable: bool,
                  attempts: int = 1):
         self.race = race
-        self.reason = reason
-        self.urls = urls
+        self.reason = settings.redact(reason)  # a mirror's password never reaches metadata or a message
+        self.urls = tuple(settings.redact(u) for u in urls)
         self.retryable = retryable
         self.attempts = attempts
-        super().__init__(f"race {race.key}: {reason}")
+        super().__init__(f"race {race.key}: {self.reason}")
 
 
 class FastF1DataError(Exception):
