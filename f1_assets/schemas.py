@@ -46,7 +46,17 @@ _CLASSIFICATION = {
     "fastest_lap_time_ms": pa.Column("Int64", pa.Check.gt(0), nullable=True),
 }
 
-RAW_RESULTS = pa.DataFrameSchema(_CLASSIFICATION, unique=["season", "round", "position_order"])
+def _no_driver_twice(df: pd.DataFrame) -> pd.Series:
+    """No driver classified twice in the same car. (A driver in two cars of one race — the 1950s'
+    shared drives — has two numbers; rows without a number are not judged.)"""
+    numbered = df["driver_number"].notna()
+    return ~(df.duplicated(["season", "round", "driver_id", "driver_number"], keep=False) & numbered)
+
+
+RAW_RESULTS = pa.DataFrameSchema(
+    _CLASSIFICATION, unique=["season", "round", "position_order"],
+    checks=[pa.Check(_no_driver_twice, name="driver_classified_once", error="a driver appears twice in one car")],
+)
 RAW_SPRINT_RESULTS = RAW_RESULTS
 
 RAW_QUALIFYING = pa.DataFrameSchema(
@@ -61,6 +71,8 @@ RAW_QUALIFYING = pa.DataFrameSchema(
         "q3_ms": pa.Column("Int64", pa.Check.gt(0), nullable=True),
     },
     unique=["season", "round", "position_order"],
+    checks=[pa.Check(lambda df: ~df.duplicated(["season", "round", "driver_id"], keep=False),
+                     name="driver_qualified_once", error="a driver appears twice in one qualifying")],
 )
 
 RAW_LAPS = pa.DataFrameSchema(

@@ -143,24 +143,25 @@ def git_sha() -> str | None:
     return _get("F1_GIT_SHA")
 
 
-def _int(name: str, default: int, minimum: int) -> int:
+def _int(name: str, default: int, minimum: int, maximum: int) -> int:
     raw = _get(name)
     if raw is None:
         return default
+    wanted = f"{name} must be a whole number from {minimum} to {maximum}, got {raw!r}"
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number >= {minimum}, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be a whole number >= {minimum}, got {raw!r}")
+        raise ConfigError(wanted) from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(wanted)
     return value
 
 
 def jolpica_hourly_budget() -> int:
     """Requests per hour shared by every run (at least 1)."""
-    return _int("F1_JOLPICA_HOURLY_BUDGET", DEFAULT_HOURLY_BUDGET, minimum=1)
+    return _int("F1_JOLPICA_HOURLY_BUDGET", DEFAULT_HOURLY_BUDGET, minimum=1, maximum=1_000_000)
 
 
 def settle_days() -> int:
     """Days after a race from which it is served from the raw archive (0 or more)."""
-    return _int("F1_SETTLE_DAYS", DEFAULT_SETTLE_DAYS, minimum=0)
+    return _int("F1_SETTLE_DAYS", DEFAULT_SETTLE_DAYS, minimum=0, maximum=36_500)  # a century: dates stay valid

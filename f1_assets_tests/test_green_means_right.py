@@ -329,3 +329,23 @@ def test_a_season_page_problem_never_costs_the_calendar(instance, duckdb_url, tm
     assert f"{SEASON}/qualifying" in rejected and "404" in rejected[f"{SEASON}/qualifying"]
     assert KEY in instance.get_dynamic_partitions("races")
 
+
+
+@pytest.mark.parametrize("fault", ["duplicate_result", "wrong_shape", "wrong_round"])
+def test_duplicates_shapes_and_wrong_races_fail_at_once(instance, duckdb_url, tmp_path, server, fault):
+    res = _loaded(instance, duckdb_url, tmp_path, server, **UNSETTLED)
+    results = server.state.datasets[f"{SEASON}/{ROUND}/results"]
+    if fault == "duplicate_result":
+        results.items = [*results.items, dict(results.items[0], position=str(len(results.items) + 1))]
+    elif fault == "wrong_shape":
+        results.items = ["not a result"] * len(results.items)
+    else:
+        results.race = dict(results.race, round=str(ROUND + 1))
+    started = time.monotonic()
+    result = _run(instance, res, assets=[ingest_jolpica.raw_results])
+    message = _failures(result)["raw_results"]
+    assert time.monotonic() - started < 20  # not retried
+    assert f"{SEASON}/{ROUND}/results.json" in message
+    assert {"duplicate_result": "a driver appears twice in one car", "wrong_shape": "shape",
+            "wrong_round": f"round [{ROUND + 1}], not {ROUND}"}[fault] in message
+    assert _rows(duckdb_url, "raw_results") == 3

@@ -98,7 +98,7 @@ def _fetch(client: JolpicaClient, path: str, settled: bool) -> FetchResult:
 
 def _validated_frame(
     fetched: FetchResult, parser: Callable[[Sequence[parse.Page]], pd.DataFrame], schema: pa.DataFrameSchema,
-    table: str,
+    table: str, expect: dict | None = None,
 ) -> pd.DataFrame:
     """The pages' rows, accepted only if they parse, hold exactly MRData.total rows and meet the schema.
 
@@ -107,6 +107,14 @@ def _validated_frame(
         df = parser(fetched.pages)
     except parse.UpstreamDataError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:  # valid JSON of another shape
+        raise dg.Failure(description=f"{table}: the pages do not have Jolpica's shape ({type(exc).__name__}: {exc}): "
+                         f"{', '.join(src for src, _ in fetched.pages)}", allow_retries=False) from exc
+    for column, value in (expect or {}).items():
+        wrong = sorted(set(df[column]) - {value})
+        if wrong:
+            raise dg.Failure(description=f"{table}: the pages hold {column} {wrong}, not {value} "
+                             f"({', '.join(src for src, _ in fetched.pages)})", allow_retries=False)
     if len(df) != fetched.total:
         raise dg.Failure(
             description=f"{table}: the pages announce MRData.total {fetched.total} but hold {len(df)} rows "
@@ -132,6 +140,7 @@ def accept(
     schema: pa.DataFrameSchema,
     table: str,
     log: Callable[[str], None],
+    expect: dict | None = None,
 ) -> tuple[pd.DataFrame, FetchResult]:
     """Validate fetched pages (totals agree, rows = total, schema). The caller archives them with
     `client.archive_accepted` once they are written (never before).
@@ -139,7 +148,7 @@ def accept(
     Pages served from the raw archive that fail validation are quarantined and fetched once more from
     upstream; a failure then names the upstream URL."""
     try:
-        df = _validated_frame(fetched, parser, schema, table)
+        df = _validated_frame(fetched, parser, schema, table, expect)
     except dg.Failure as failure:
         if not fetched.from_archive:
             raise
@@ -148,7 +157,7 @@ def accept(
             "fetching from upstream")
         again = _fetch(client, fetched.path, settled=False)
         again.archive_hits += fetched.archive_hits
-        df, fetched = _validated_frame(again, parser, schema, table), again
+        df, fetched = _validated_frame(again, parser, schema, table, expect), again
     return df, fetched
 
 
@@ -398,7 +407,8 @@ def stage_race_table(
                                       bodies=season_pages.bodies, sources=season_pages.sources)
     if fetched is None or df is None:
         fetched = _fetch(client, f"{key.season}/{key.round}/{spec.endpoint}", settled)
-        df, fetched = accept(client, fetched, spec.parser, spec.schema, spec.table, context.log.warning)
+        df, fetched = accept(client, fetched, spec.parser, spec.schema, spec.table, context.log.warning,
+                             expect=partition)
     metadata = {
         "dagster/column_schema": table_schema(df),
         **_fetch_metadata([fetched], settled),
@@ -619,8 +629,8 @@ def raw_pit_stops(context: dg.AssetExecutionContext, jolpica: JolpicaResource, w
     results = _results_for(warehouse, parse_race_key(context.partition_key))
     yield from land(context, staged, [
         _row_count_check(spec.asset, len(df), fetched),
-        # a race can have no pit stops (rare); no rows is a warning, not a blocker
-        _has_rows_check(spec.asset, df, fetched, severity=dg.AssetCheckSeverity.WARN),
+        # no pit stops at all upstream is a data gap (lap_features' stints and tyre ages would be wrong)
+        _has_rows_check(spec.asset, df, fetched),
         _drivers_in_results_check(spec.asset, df, results),
     ], CHECK_SPECS[spec.asset])
 
