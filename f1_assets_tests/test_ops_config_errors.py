@@ -68,9 +68,10 @@ def test_config_error_fails_a_materialization_at_once(variable, tmp_path, monkey
 
 
 @pytest.mark.parametrize("variable, value, fragment", [
-    ("F1_JOLPICA_HOURLY_BUDGET", "0", ">= 1"),
+    ("F1_JOLPICA_HOURLY_BUDGET", "0", "from 1 to 1000000"),
     ("F1_JOLPICA_HOURLY_BUDGET", "2.5", "whole number"),
-    ("F1_SETTLE_DAYS", "-1", ">= 0"),
+    ("F1_SETTLE_DAYS", "-1", "from 0 to 36500"),
+    ("F1_SETTLE_DAYS", "99999999999999999999", "from 0 to 36500"),
     ("F1_JOLPICA_URL", "ftp://mirror/f1/", "http(s)"),
     ("F1_LIVETIMING_URL", "livetiming.formula1.com", "http(s)"),
     ("F1_FASTF1_SCHEDULE_URL", "https://", "http(s)"),
