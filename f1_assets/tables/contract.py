@@ -1,0 +1,230 @@
+"""`Column` and `Table`: one declaration of a warehouse table, and everything derived from it.
+
+From a `Table` come its DDL for DuckDB and PostgreSQL, its pandas dtypes (what the transforms write),
+an empty frame, `conform` (a frame cut and cast to the table), its pandera schema and its Dagster
+`TableSchema`. The declarations themselves live in the family modules beside this one. No storage,
+no Dagster resources: called by transforms, schemas, the warehouse, migrations and asset wiring.
+
+pandas dtype rule (a column's `dtype` overrides it):
+- integers (int32/int64): "int64" when NOT NULL, "Int64" (nullable extension type) when nullable;
+- float64: "float64" (NULL is NaN); bool: "bool" when NOT NULL, "boolean" when nullable;
+- text, varchar(N), uuid, json, date: "object" (str / datetime.date values, None for NULL);
+- timestamptz: "datetime64[ns, UTC]".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import dagster as dg
+import pandas as pd
+import pandera.pandas as pa
+
+ENGINES = ("duckdb", "postgres")
+_VARCHAR = re.compile(r"varchar\((\d+)\)")
+_SQL_TYPES = {
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "float64": "DOUBLE PRECISION",
+    "text": "TEXT",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "timestamptz": "TIMESTAMP WITH TIME ZONE",
+    "uuid": "UUID",
+    "json": "JSON",
+}
+_OBJECT_TYPES = {"text", "uuid", "json", "date"}
+
+
+def _check_type(logical: str) -> str:
+    if logical not in _SQL_TYPES and not _VARCHAR.fullmatch(logical):
+        raise ValueError(f"unknown logical type {logical!r}: expected one of {sorted(_SQL_TYPES)} or varchar(N)")
+    return logical
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: logical type, nullability, meaning and unit.
+
+    `dtype` overrides the pandas dtype the module docstring's rule derives from the type (only where
+    a writer produces another one today, e.g. fastf1_laps' 32-bit integers)."""
+
+    name: str
+    type: str  # int32 | int64 | float64 | text | bool | date | timestamptz | uuid | json | varchar(N)
+    nullable: bool = True
+    description: str = ""
+    unit: str | None = None  # "ms", "kg", "km/h", "%", "deg", ...
+    default: str | None = None  # SQL default expression, e.g. "FALSE", "CURRENT_TIMESTAMP"
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_type(self.type)
+
+    @property
+    def sql_type(self) -> str:
+        varchar = _VARCHAR.fullmatch(self.type)
+        return f"VARCHAR({varchar.group(1)})" if varchar else _SQL_TYPES[self.type]
+
+    @property
+    def pandas_dtype(self) -> str:
+        if self.dtype:
+            return self.dtype
+        if self.type in ("int32", "int64"):
+            return "Int64" if self.nullable else "int64"
+        if self.type == "bool":
+            return "boolean" if self.nullable else "bool"
+        if self.type == "float64":
+            return "float64"
+        if self.type == "timestamptz":
+            return "datetime64[ns, UTC]"
+        return "object"  # text, varchar(N), uuid, json, date
+
+    def described(self) -> str:
+        return f"{self.description} [{self.unit}]" if self.unit else self.description
+
+
+class ConformError(ValueError):
+    """A frame that cannot be made into a table's rows (missing columns, values of another type)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A warehouse table: columns in table order, keys, partitioning, indexes, meaning."""
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    partition_by: tuple[str, ...]  # ("season", "round") race tables, ("season",) raw_races, () whole table
+    description: str
+    indexes: tuple[tuple[str, ...], ...] = ()
+    unique: tuple[tuple[str, ...], ...] = ()
+    _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name = {c.name: c for c in self.columns}
+        if len(by_name) != len(self.columns):
+            raise ValueError(f"table {self.name}: a column is declared twice")
+        for what, names in (("primary_key", self.primary_key), ("partition_by", self.partition_by),
+                            *(("indexes", i) for i in self.indexes), *(("unique", u) for u in self.unique)):
+            unknown = [n for n in names if n not in by_name]
+            if unknown:
+                raise ValueError(f"table {self.name}: {what} names unknown columns {unknown}")
+        nullable_keys = [n for n in self.primary_key if by_name[n].nullable]
+        if nullable_keys:
+            raise ValueError(f"table {self.name}: primary key columns {nullable_keys} must be NOT NULL")
+        object.__setattr__(self, "_by_name", by_name)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        if name not in self._by_name:
+            raise KeyError(f"table {self.name} has no column {name!r}; its columns: {self.column_names}")
+        return self._by_name[name]
+
+    # ------------------------------------------------------------------ pandas
+
+    def dtypes(self) -> dict[str, str]:
+        """Column → pandas dtype, in table order (the rule in the module docstring)."""
+        return {c.name: c.pandas_dtype for c in self.columns}
+
+    def empty_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in self.dtypes().items()})
+
+    def conform(self, df: pd.DataFrame) -> pd.DataFrame:
+        """`df`'s columns of this table, in table order, cast to `dtypes()`. Other columns are left out.
+
+        Raises ConformError naming the table and the missing columns (and, to spot a misspelling, the
+        columns it does not know), or the column whose values do not cast."""
+        missing = [c for c in self.column_names if c not in df.columns]
+        if missing:
+            extra = [c for c in df.columns if c not in self._by_name]
+            raise ConformError(f"frame for table {self.name} lacks columns {missing}"
+                               + (f" (it has columns the table does not: {extra})" if extra else ""))
+        out = df[self.column_names]
+        casts = {name: dtype for name, dtype in self.dtypes().items() if str(out[name].dtype) != dtype}
+        if not casts:
+            return out.copy()
+        out = out.copy()
+        for name, dtype in casts.items():
+            try:
+                out[name] = out[name].astype(dtype)
+            except (TypeError, ValueError) as exc:
+                raise ConformError(f"table {self.name}, column {name}: values of dtype {df[name].dtype} "
+                                   f"do not cast to {dtype}: {exc}") from None
+        return out
+
+    # ------------------------------------------------------------------ SQL
+
+    def ddl(self, engine: str) -> str:
+        """CREATE TABLE IF NOT EXISTS + its indexes, for "duckdb" or "postgres" (the same portable text)."""
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}: expected one of {ENGINES}")
+        width = max(len(c.name) for c in self.columns) + 1
+        lines = []
+        for c in self.columns:
+            line = f"    {c.name.ljust(width)}{c.sql_type}"
+            if not c.nullable:
+                line += " NOT NULL"
+            if c.default is not None:
+                line += f" DEFAULT {c.default}"
+            lines.append(line)
+        if self.primary_key:
+            lines.append(f"    PRIMARY KEY ({', '.join(self.primary_key)})")
+        lines.extend(f"    UNIQUE ({', '.join(u)})" for u in self.unique)
+        statements = [f"CREATE TABLE IF NOT EXISTS {self.name} (\n" + ",\n".join(lines) + "\n);"]
+        statements.extend(
+            f"CREATE INDEX IF NOT EXISTS {self.name}_{'_'.join(cols)} ON {self.name} ({', '.join(cols)});"
+            for cols in self.indexes
+        )
+        return "\n".join(statements) + "\n"
+
+    # ------------------------------------------------------------------ pandera and Dagster
+
+    def pandera_schema(self, checks: dict[str, list] | None = None, *, dataframe_checks: list | None = None,
+                       **kwargs) -> pa.DataFrameSchema:
+        """Every column with its dtype and nullability, plus `checks[column]`; the primary key unique.
+
+        `dataframe_checks` are checks on the whole frame; `kwargs` go to `pa.DataFrameSchema`
+        (they override the defaults name=<table>, unique=<primary key>, strict=True)."""
+        checks = checks or {}
+        unknown = [c for c in checks if c not in self._by_name]
+        if unknown:
+            raise KeyError(f"checks for unknown columns {unknown} of table {self.name}")
+        columns = {
+            c.name: pa.Column(_pandera_dtype(c), checks=list(checks.get(c.name, [])), nullable=c.nullable,
+                              description=c.described() or None)
+            for c in self.columns
+        }
+        options = {"name": self.name, "unique": list(self.primary_key), "strict": True, **kwargs}
+        return pa.DataFrameSchema(columns, checks=list(dataframe_checks or []), **options)
+
+    def table_schema(self) -> dg.TableSchema:
+        """The Dagster `TableSchema` the catalog shows: types, descriptions with units, constraints."""
+        columns = [
+            dg.TableColumn(
+                name=c.name,
+                type=c.type,
+                description=c.described(),
+                constraints=dg.TableColumnConstraints(
+                    nullable=c.nullable,
+                    unique=self.primary_key == (c.name,),
+                    other=[f"DEFAULT {c.default}"] if c.default is not None else [],
+                ),
+            )
+            for c in self.columns
+        ]
+        other = [f"PRIMARY KEY ({', '.join(self.primary_key)})"] if self.primary_key else []
+        other += [f"UNIQUE ({', '.join(u)})" for u in self.unique]
+        other.append(f"PARTITIONED BY ({', '.join(self.partition_by)})" if self.partition_by
+                     else "NOT PARTITIONED (replaced whole)")
+        return dg.TableSchema(columns=columns, constraints=dg.TableConstraints(other=other))
+
+
+def _pandera_dtype(column: Column):
+    dtype = column.pandas_dtype
+    if dtype == "object" and column.type != "date":
+        return str  # pandera checks every non-null value is a str
+    return dtype
