@@ -45,6 +45,7 @@ Telemetry per (driver, lap) — see `build_telemetry_features`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -134,21 +135,247 @@ def _race_value(race: Mapping[str, Any] | pd.Series | pd.DataFrame, name: str) -
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
-def _fastf1_by_driver_id(fastf1_laps: pd.DataFrame | None, results: pd.DataFrame) -> pd.DataFrame | None:
-    """FastF1 laps keyed by Jolpica driver_id (joined on the car number raced with)."""
+# ------------------------------------------------------------------------- lap_features, step by step
+
+
+def join_lap_inputs(
+    race: Mapping[str, Any] | pd.Series | pd.DataFrame, results: pd.DataFrame, laps: pd.DataFrame
+) -> pd.DataFrame:
+    """The raw_laps rows in (driver_id, lap_number) order with the race identity and the driver's car.
+
+    Columns: `season`, `round`, `race_id` (`YYYY-RR`), `race_date` (a date or None), `circuit_id` from
+    the raw_races row; `driver_id`, `lap_number`, `position`, `lap_time_ms` (ms) from raw_laps;
+    `driver_code`, `driver_number` from the driver's raw_results row (NULL without one). One row per
+    raw_laps row, index 0..n-1.
+    """
+    season = int(_race_value(race, "season"))
+    rnd = int(_race_value(race, "round"))
+    race_date = _race_value(race, "race_date")
+    df = laps[["driver_id", "lap_number", "position", "lap_time_ms"]].copy()
+    df["lap_number"] = df["lap_number"].astype("int64")
+    df = df.sort_values(["driver_id", "lap_number"], kind="stable").reset_index(drop=True)
+    ids = results[["driver_id", "driver_code", "driver_number"]].drop_duplicates("driver_id")
+    df = df.merge(ids, on="driver_id", how="left")
+    df.insert(0, "season", np.int64(season))
+    df.insert(1, "round", np.int64(rnd))
+    df.insert(2, "race_id", race_id(season, rnd))
+    df.insert(3, "race_date", None if race_date is None else pd.Timestamp(race_date).date())
+    df.insert(4, "circuit_id", _race_value(race, "circuit_id"))
+    return df
+
+
+def pit_stop_laps(keys: pd.DataFrame, pit_stops: pd.DataFrame | None) -> pd.DataFrame:
+    """Per lap row of `keys` (`driver_id`, `lap_number`): where it stands relative to the pit-stop log.
+
+    - `pit_stop`: the log has a stop for this driver on this lap (the in-lap).
+    - `out_lap`: the log has a stop for this driver on the lap before (lap_number - 1).
+    - `stops_before`: the driver's logged stops on laps strictly before this lap (a count; a stop on
+      lap L counts from lap L + 1 on, also when lap L itself has no raw_laps row).
+    Duplicate log rows (same driver and lap) count once.
+    """
+    stops = pit_stops[["driver_id", "lap"]].drop_duplicates() if pit_stops is not None else None
+    if stops is None or not len(stops):
+        return pd.DataFrame({"pit_stop": np.zeros(len(keys), dtype=bool), "out_lap": np.zeros(len(keys), dtype=bool),
+                             "stops_before": pd.Series(0, index=keys.index, dtype="int64")}, index=keys.index)
+    stops = stops.astype({"lap": "int64"})
+    in_keys = pd.MultiIndex.from_frame(stops.rename(columns={"lap": "lap_number"}))
+    out_keys = pd.MultiIndex.from_arrays([stops["driver_id"], stops["lap"] + 1])
+    lap_keys = pd.MultiIndex.from_arrays([keys["driver_id"], keys["lap_number"]])
+    per_lap = stops.groupby(["driver_id", "lap"]).size().rename("k").reset_index()
+    per_lap = per_lap.sort_values(["driver_id", "lap"])
+    per_lap["before_next"] = per_lap.groupby("driver_id")["k"].cumsum()
+    per_lap["lap_number"] = per_lap["lap"] + 1
+    stops_before = pd.merge_asof(
+        keys[["lap_number", "driver_id"]].reset_index().sort_values("lap_number"),
+        per_lap[["lap_number", "driver_id", "before_next"]].sort_values("lap_number"),
+        on="lap_number", by="driver_id", direction="backward",
+    ).set_index("index")["before_next"].reindex(keys.index).fillna(0).astype("int64")
+    return pd.DataFrame({"pit_stop": lap_keys.isin(in_keys), "out_lap": lap_keys.isin(out_keys),
+                         "stops_before": stops_before}, index=keys.index)
+
+
+def fastf1_lap_columns(keys: pd.DataFrame, fastf1_laps: pd.DataFrame | None, results: pd.DataFrame) -> pd.DataFrame:
+    """FastF1's `stint`, `compound`, `compound_std`, `track_status` for each lap row of `keys`.
+
+    FastF1 rows are keyed by car number; they are joined to Jolpica's `driver_id` through the
+    `driver_number` of raw_results (a car number raced by two drivers keeps the first). Columns
+    `ff_stint`, `ff_compound`, `ff_compound_std`, `ff_track_status`: NULL where FastF1 has no such lap,
+    all NULL without FastF1 data. Index: that of `keys`.
+    """
+    cols = ["ff_stint", "ff_compound", "ff_compound_std", "ff_track_status"]
     if fastf1_laps is None or fastf1_laps.empty:
-        return None
+        return pd.DataFrame({c: None for c in cols}, index=keys.index)
     numbers = results[["driver_id", "driver_number"]].dropna().drop_duplicates("driver_number")
     numbers = numbers.astype({"driver_number": "int64"})
-    ff = fastf1_laps[["driver_number", "lap_number", "stint", "compound", "compound_std", "track_status"]].copy()
-    ff = ff.dropna(subset=["driver_number", "lap_number"])
-    ff = ff.astype({"driver_number": "int64", "lap_number": "int64"})
+    ff = fastf1_laps[["driver_number", "lap_number", "stint", "compound", "compound_std", "track_status"]]
+    ff = ff.dropna(subset=["driver_number", "lap_number"]).astype({"driver_number": "int64", "lap_number": "int64"})
     ff = ff.merge(numbers, on="driver_number", how="inner").drop_duplicates(["driver_id", "lap_number"])
-    ff = ff.drop(columns="driver_number").rename(
-        columns={"stint": "ff_stint", "compound": "ff_compound", "compound_std": "ff_compound_std",
-                 "track_status": "ff_track_status"}
+    ff = ff.drop(columns="driver_number").rename(columns={
+        "stint": "ff_stint", "compound": "ff_compound", "compound_std": "ff_compound_std",
+        "track_status": "ff_track_status"})
+    joined = keys[["driver_id", "lap_number"]].merge(ff, on=["driver_id", "lap_number"], how="left")
+    return joined[cols].set_axis(keys.index)
+
+
+def stints_and_tyres(keys: pd.DataFrame, fastf1: pd.DataFrame, stops_before: pd.Series) -> pd.DataFrame:
+    """`stint`, `tire_age`, `tire_compound`, `tire_compound_std` per lap row of `keys`.
+
+    - `stint`: FastF1's stint where FastF1 has the lap, else `1 + stops_before` (pit-stop log).
+    - `tire_age` (laps): `lap_number - first lap_number of the (driver_id, stint) + 1`; the stint's
+      first lap has age 1, so with the pit log the out-lap has age 1.
+    - `tire_compound` / `tire_compound_std`: FastF1's compound as reported / standardized, else
+      'UNKNOWN'.
+    `fastf1` is `fastf1_lap_columns(keys, ...)`.
+    """
+    stint_ff = pd.to_numeric(fastf1["ff_stint"], errors="coerce")
+    stint = stint_ff.where(stint_ff.notna(), stops_before + 1).astype("Int64")
+    stint_start = keys["lap_number"].groupby([keys["driver_id"], stint]).transform("min")
+    compound, compound_std = fastf1["ff_compound"], fastf1["ff_compound_std"]
+    return pd.DataFrame({
+        "tire_compound": compound.where(compound.notna(), UNKNOWN_COMPOUND).astype(object),
+        "tire_compound_std": compound_std.where(compound_std.notna(), UNKNOWN_COMPOUND).astype(object),
+        "stint": stint,
+        "tire_age": (keys["lap_number"] - stint_start + 1).astype("Int64"),
+    })
+
+
+def fuel_and_laps_remaining(lap_number: pd.Series, scheduled: int | None) -> pd.DataFrame:
+    """`fuel_remaining` (kg, an estimate) and `laps_remaining` (laps) after completing each lap.
+
+    `fuel_remaining = 110 * (1 - lap_number / scheduled)` clipped to [0, 110] (110 kg at the start
+    burnt linearly to 0 at the flag); `laps_remaining = scheduled - lap_number` (0 on the winner's
+    last lap). Both NULL when the scheduled distance is unknown (`scheduled` None).
+    """
+    if not scheduled:
+        return pd.DataFrame({"fuel_remaining": np.nan,
+                             "laps_remaining": pd.array([pd.NA] * len(lap_number), dtype="Int64")},
+                            index=lap_number.index)
+    return pd.DataFrame({
+        "fuel_remaining": (START_FUEL_KG * (1.0 - lap_number / scheduled)).clip(0.0, START_FUEL_KG),
+        "laps_remaining": (scheduled - lap_number).astype("Int64"),
+    })
+
+
+def cumulative_time_ms(driver_id: pd.Series, lap_ms: pd.Series) -> pd.Series:
+    """The driver's race time (ms) after each lap: cumsum of lap times in row order (rows sorted by
+    driver and lap); NaN from the first lap without a time on (the sum is no longer known)."""
+    cum = lap_ms.groupby(driver_id).cumsum()
+    cum[lap_ms.isna().groupby(driver_id).cummax()] = np.nan
+    return cum
+
+
+def gaps_ms(lap_number: pd.Series, position: pd.Series, cum_ms: pd.Series) -> pd.DataFrame:
+    """`gap_to_leader_ms` and `delta_to_next_ms` (ms, rounded) at equal laps from cumulative times.
+
+    gap = cum(driver, lap) - cum(car in position 1 on that lap); delta = cum(driver, lap) - cum(car in
+    position - 1 on that lap), 0 for the leader. NULL when a time is unknown (no position, no car in
+    that position, or a cumulative time that is NaN).
+    """
+    pos = pd.to_numeric(position, errors="coerce")
+    by_lap_pos = (pd.DataFrame({"lap_number": lap_number, "_pos": pos, "_cum": cum_ms})
+                  .dropna(subset=["_pos"]).drop_duplicates(["lap_number", "_pos"])
+                  .set_index(["lap_number", "_pos"])["_cum"])
+    leader = pd.Series(1.0, index=lap_number.index)
+    leader_cum = by_lap_pos.reindex(pd.MultiIndex.from_arrays([lap_number, leader])).to_numpy()
+    ahead_cum = by_lap_pos.reindex(pd.MultiIndex.from_arrays([lap_number, pos - 1])).to_numpy()
+    cum = cum_ms.to_numpy()
+    delta = np.where(pos.to_numpy() == 1, 0.0, cum - ahead_cum)
+    return pd.DataFrame({
+        "gap_to_leader_ms": pd.array(np.round(cum - leader_cum), dtype="Float64").astype("Int64"),
+        "delta_to_next_ms": pd.array(np.round(delta), dtype="Float64").astype("Int64"),
+    }, index=lap_number.index)
+
+
+def track_status_flags(status: pd.Series) -> pd.DataFrame:
+    """FastF1's track status of each lap and what it says.
+
+    `track_status`: the status codes seen during the lap as text ('1' clear, '2' yellow, '4' SC,
+    '5' red, '6' VSC, '7' VSC ending), None where unknown. Flags (bool, False where unknown):
+    `sc` (4), `red` (5), `vsc` (6 or 7). `safety_car`: any of the three, NULL where unknown.
+    """
+    text = status.astype("string")
+    track_status = text.astype(object).where(text.notna(), None)
+    unknown = track_status.isna().to_numpy()
+    # the codes take a handful of values: test each distinct string once, not each lap
+    codes, uniques = pd.factorize(track_status.fillna(""))
+    uniques = pd.Series(uniques, dtype=object)
+    flags = {reason: uniques.str.contains(f"[{chars}]", regex=True).to_numpy(dtype=bool)[codes]
+             for chars, reason in _STATUS_REASONS}
+    neutralised = flags["safety_car"] | flags["red_flag"] | flags["vsc"]
+    safety_car = pd.array(neutralised, dtype="boolean")
+    safety_car[unknown] = pd.NA
+    return pd.DataFrame({"track_status": track_status, "safety_car": safety_car, "sc": flags["safety_car"],
+                         "red": flags["red_flag"], "vsc": flags["vsc"]}, index=status.index)
+
+
+def neutralised_laps(lap_number: pd.Series, lap_ms: pd.Series, status_unknown: np.ndarray,
+                     pit_lane: np.ndarray) -> np.ndarray:
+    """Laps the timing shows neutralised where the track status is unknown (races without FastF1).
+
+    Field median of lap L = median lap time (ms) on L of the laps not in the pit lane (in/out laps
+    aside); typical = median of the field medians of laps >= 2. Neutralised: status unknown, L > 1,
+    and field median(L) > 1.05 x typical (a safety car or VSC slows the whole field).
+    """
+    racing_ms = lap_ms.where(~pit_lane)
+    field_median = racing_ms.groupby(lap_number).transform("median")
+    typical = racing_ms.groupby(lap_number).median().loc[lambda m: m.index > 1].median()
+    first_lap = (lap_number == 1).to_numpy()
+    return status_unknown & ~first_lap & (field_median > NEUTRALISED_FACTOR * typical).to_numpy()
+
+
+def statistical_outliers(driver_id: pd.Series, lap_ms: pd.Series, clean: np.ndarray) -> np.ndarray:
+    """Timed laps slower than mean + 3σ (sample σ, ms) of the driver's clean laps; laps over 300 s
+    are 'too_slow' instead."""
+    clean_ms = lap_ms.where(clean)
+    grp = clean_ms.groupby(driver_id)
+    threshold = grp.transform("mean") + OUTLIER_SIGMAS * grp.transform("std")
+    return (lap_ms.notna() & (lap_ms > threshold) & (lap_ms <= MAX_LAP_MS)).to_numpy()
+
+
+def joined_reasons(reasons: list[tuple[str, np.ndarray]]) -> pd.Series:
+    """Per row, the names whose mask is true, comma-joined in list order; None where no mask is true."""
+    code = np.zeros(len(reasons[0][1]), dtype=np.int64)
+    for bit, (_, mask) in enumerate(reasons):
+        code |= np.asarray(mask, dtype=bool).astype(np.int64) << bit
+    # few distinct combinations: build each string once
+    combos, inverse = np.unique(code, return_inverse=True)
+    text = np.array([",".join(name for bit, (name, _) in enumerate(reasons) if c >> bit & 1) or None
+                     for c in combos], dtype=object)
+    return pd.Series(text[inverse.reshape(-1)], dtype=object)
+
+
+def outlier_flags(frame: pd.DataFrame, lap_ms: pd.Series) -> pd.DataFrame:
+    """`is_outlier` and `outlier_reason` per lap (see the module docstring for each reason).
+
+    `frame` has `driver_id`, `lap_number`, `pit_stop`, `out_lap` and `track_status_flags` columns;
+    `lap_ms` is the lap time in ms (NaN without one). Reasons in order: no_time, too_fast (< 30 s),
+    too_slow (> 300 s), statistical, first_lap, in_lap, out_lap, safety_car, red_flag, vsc, neutralised.
+    """
+    timed = lap_ms.notna().to_numpy()
+    too_fast = timed & (lap_ms < MIN_LAP_MS).to_numpy()
+    too_slow = timed & (lap_ms > MAX_LAP_MS).to_numpy()
+    first_lap = (frame["lap_number"] == 1).to_numpy()
+    in_lap, out_lap = frame["pit_stop"].to_numpy(dtype=bool), frame["out_lap"].to_numpy(dtype=bool)
+    sc, red, vsc = (frame[c].to_numpy(dtype=bool) for c in ("sc", "red", "vsc"))
+    neutralised = neutralised_laps(frame["lap_number"], lap_ms, frame["track_status"].isna().to_numpy(),
+                                   in_lap | out_lap)
+    clean = timed & ~too_fast & ~too_slow & ~first_lap & ~in_lap & ~out_lap & ~(sc | red | vsc) & ~neutralised
+    reason = joined_reasons([
+        ("no_time", ~timed), ("too_fast", too_fast), ("too_slow", too_slow),
+        ("statistical", statistical_outliers(frame["driver_id"], lap_ms, clean)),
+        ("first_lap", first_lap), ("in_lap", in_lap), ("out_lap", out_lap),
+        ("safety_car", sc), ("red_flag", red), ("vsc", vsc), ("neutralised", neutralised),
+    ]).set_axis(frame.index)
+    return pd.DataFrame({"is_outlier": reason.notna().to_numpy(), "outlier_reason": reason})
+
+
+def conform_lap_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """The `lap_features` columns in table order with the warehouse dtypes."""
+    return frame[LAP_FEATURE_COLUMNS].astype(
+        {"season": "int64", "round": "int64", "driver_number": "Int64", "lap_number": "int64",
+         "lap_time_ms": "Int64", "position": "Int64", "pit_stop": "bool", "fuel_remaining": "float64",
+         "is_outlier": "bool"}
     )
-    return ff
 
 
 def build_lap_features(
@@ -165,159 +392,121 @@ def build_lap_features(
     or None/empty when FastF1 has nothing for the race (then compound is 'UNKNOWN', track status and
     safety_car are NULL, stint comes from the pit-stop log).
     """
-    season = int(_race_value(race, "season"))
-    rnd = int(_race_value(race, "round"))
-    race_date = _race_value(race, "race_date")
-    if race_date is not None:
-        race_date = pd.Timestamp(race_date).date()
-
-    df = laps[["driver_id", "lap_number", "position", "lap_time_ms"]].copy()
-    df["lap_number"] = df["lap_number"].astype("int64")
-    df = df.sort_values(["driver_id", "lap_number"], kind="stable").reset_index(drop=True)
-    n = len(df)
-
-    # ---- identity columns
-    ids = results[["driver_id", "driver_code", "driver_number"]].drop_duplicates("driver_id")
-    df = df.merge(ids, on="driver_id", how="left")
-    df.insert(0, "season", np.int64(season))
-    df.insert(1, "round", np.int64(rnd))
-    df.insert(2, "race_id", race_id(season, rnd))
-    df.insert(3, "race_date", race_date)
-    df.insert(4, "circuit_id", _race_value(race, "circuit_id"))
-
-    # ---- pit stops: in-lap flag, out-lap flag, stops before this lap
-    stops = pit_stops[["driver_id", "lap"]].drop_duplicates() if pit_stops is not None else None
-    if stops is not None and len(stops):
-        stops = stops.astype({"lap": "int64"})
-        in_keys = pd.MultiIndex.from_frame(stops.rename(columns={"lap": "lap_number"}))
-        out_keys = pd.MultiIndex.from_arrays([stops["driver_id"], stops["lap"] + 1])
-        lap_keys = pd.MultiIndex.from_arrays([df["driver_id"], df["lap_number"]])
-        df["pit_stop"] = lap_keys.isin(in_keys)
-        out_lap = lap_keys.isin(out_keys)
-    else:
-        df["pit_stop"] = False
-        out_lap = np.zeros(n, dtype=bool)
-    # stops strictly before lap n = cumulative in-laps up to n-1; laps missing from raw_laps are
-    # covered because an in-lap with no timing still counts via the merge below
-    if stops is not None and len(stops):
-        per_lap = stops.groupby(["driver_id", "lap"]).size().rename("k").reset_index()
-        per_lap = per_lap.sort_values(["driver_id", "lap"])
-        per_lap["before_next"] = per_lap.groupby("driver_id")["k"].cumsum()
-        per_lap["lap_number"] = per_lap["lap"] + 1  # a stop on lap L counts from lap L+1 on
-        stops_before = pd.merge_asof(
-            df[["lap_number", "driver_id"]].reset_index().sort_values("lap_number"),
-            per_lap[["lap_number", "driver_id", "before_next"]].sort_values("lap_number"),
-            on="lap_number", by="driver_id", direction="backward",
-        ).set_index("index")["before_next"].reindex(df.index).fillna(0).astype("int64")
-    else:
-        stops_before = pd.Series(0, index=df.index, dtype="int64")
-    derived_stint = stops_before + 1
-
-    # ---- FastF1: compound, stint, track status
-    ff = _fastf1_by_driver_id(fastf1_laps, results)
-    if ff is not None:
-        df = df.merge(ff, on=["driver_id", "lap_number"], how="left")
-    else:
-        for col in ("ff_stint", "ff_compound", "ff_compound_std", "ff_track_status"):
-            df[col] = None
-    df["tire_compound"] = df["ff_compound"].where(df["ff_compound"].notna(), UNKNOWN_COMPOUND).astype(object)
-    df["tire_compound_std"] = (
-        df["ff_compound_std"].where(df["ff_compound_std"].notna(), UNKNOWN_COMPOUND).astype(object)
-    )
-    ff_stint = pd.to_numeric(df["ff_stint"], errors="coerce")
-    df["stint"] = ff_stint.where(ff_stint.notna(), derived_stint).astype("Int64")
-
-    # ---- tire age: lap_number - first lap of the (driver, stint) + 1
-    stint_start = df.groupby(["driver_id", "stint"])["lap_number"].transform("min")
-    df["tire_age"] = (df["lap_number"] - stint_start + 1).astype("Int64")
-
-    # ---- fuel estimate and laps remaining from the scheduled distance
-    sched = scheduled_laps(results)
-    if sched:
-        df["fuel_remaining"] = (START_FUEL_KG * (1.0 - df["lap_number"] / sched)).clip(0.0, START_FUEL_KG)
-        df["laps_remaining"] = (sched - df["lap_number"]).astype("Int64")
-    else:
-        df["fuel_remaining"] = np.nan
-        df["laps_remaining"] = pd.array([pd.NA] * n, dtype="Int64")
-
-    # ---- gaps from cumulative time (NaN after a lap without a time)
+    df = join_lap_inputs(race, results, laps)
+    keys = df[["driver_id", "lap_number"]]
+    pits = pit_stop_laps(keys, pit_stops)
+    fastf1 = fastf1_lap_columns(keys, fastf1_laps, results)
     lap_ms = pd.to_numeric(df["lap_time_ms"], errors="coerce").astype("float64")
-    cum = lap_ms.groupby(df["driver_id"]).cumsum()
-    cum[lap_ms.isna().groupby(df["driver_id"]).cummax()] = np.nan
-    df["_cum"] = cum
-    pos = pd.to_numeric(df["position"], errors="coerce")
-    by_lap_pos = df.assign(_pos=pos).dropna(subset=["_pos"]).drop_duplicates(["lap_number", "_pos"])
-    by_lap_pos = by_lap_pos.set_index(["lap_number", "_pos"])["_cum"]
-    leader_cum = by_lap_pos.reindex(pd.MultiIndex.from_arrays([df["lap_number"], pd.Series(1.0, index=df.index)]))
-    ahead_cum = by_lap_pos.reindex(pd.MultiIndex.from_arrays([df["lap_number"], pos - 1]))
-    gap = cum.to_numpy() - leader_cum.to_numpy()
-    delta = np.where(pos.to_numpy() == 1, 0.0, cum.to_numpy() - ahead_cum.to_numpy())
-    df["gap_to_leader_ms"] = pd.array(np.round(gap), dtype="Float64").astype("Int64")
-    df["delta_to_next_ms"] = pd.array(np.round(delta), dtype="Float64").astype("Int64")
+    df = pd.concat([
+        df,
+        pits,
+        stints_and_tyres(keys, fastf1, pits["stops_before"]),
+        fuel_and_laps_remaining(df["lap_number"], scheduled_laps(results)),
+        gaps_ms(df["lap_number"], df["position"], cumulative_time_ms(df["driver_id"], lap_ms)),
+        track_status_flags(fastf1["ff_track_status"]),
+    ], axis=1)
+    return conform_lap_features(pd.concat([df, outlier_flags(df, lap_ms)], axis=1))
 
-    # ---- track status and safety car
-    status = df["ff_track_status"].astype("string")
-    status = status.astype(object).where(status.notna(), None)
-    df["track_status"] = status
-    status_str = status.fillna("")
-    flags = {reason: status_str.str.contains(f"[{codes}]", regex=True) for codes, reason in _STATUS_REASONS}
-    sc_any = flags["safety_car"] | flags["red_flag"] | flags["vsc"]
-    df["safety_car"] = pd.array(sc_any, dtype="boolean")
-    df.loc[status.isna().to_numpy(), "safety_car"] = pd.NA
 
-    # ---- outliers
-    timed = lap_ms.notna().to_numpy()
-    too_fast = timed & (lap_ms < MIN_LAP_MS).to_numpy()
-    too_slow = timed & (lap_ms > MAX_LAP_MS).to_numpy()
-    first_lap = (df["lap_number"] == 1).to_numpy()
-    in_lap = df["pit_stop"].to_numpy()
-    out_lap = np.asarray(out_lap, dtype=bool)
-    sc_lap = sc_any.to_numpy()
-    # the field's pace per lap, from laps not spent in the pit lane
-    racing_ms = lap_ms.where(~in_lap & ~out_lap)
-    field_median = racing_ms.groupby(df["lap_number"]).transform("median")
-    typical = racing_ms.groupby(df["lap_number"]).median().loc[lambda m: m.index > 1].median()
-    neutralised = (status.isna().to_numpy() & ~first_lap
-                   & (field_median > NEUTRALISED_FACTOR * typical).to_numpy())
-    clean = timed & ~too_fast & ~too_slow & ~first_lap & ~in_lap & ~out_lap & ~sc_lap & ~neutralised
-    clean_ms = lap_ms.where(clean)
-    grp = clean_ms.groupby(df["driver_id"])
-    threshold = grp.transform("mean") + OUTLIER_SIGMAS * grp.transform("std")
-    statistical = (timed & (lap_ms > threshold).to_numpy() & ~too_slow)
-    reasons = [
-        ("no_time", ~timed),
-        ("too_fast", too_fast),
-        ("too_slow", too_slow),
-        ("statistical", statistical),
-        ("first_lap", first_lap),
-        ("in_lap", in_lap),
-        ("out_lap", out_lap),
-        ("safety_car", flags["safety_car"].to_numpy()),
-        ("red_flag", flags["red_flag"].to_numpy()),
-        ("vsc", flags["vsc"].to_numpy()),
-        ("neutralised", neutralised),
-    ]
-    reason = pd.Series("", index=df.index, dtype=object)
-    for name, mask in reasons:
-        reason = reason.where(~mask, reason + "," + name)
-    reason = reason.str.lstrip(",")
-    df["is_outlier"] = (reason != "").to_numpy()
-    df["outlier_reason"] = reason.where(reason != "", None)
+# ------------------------------------------------------------------------- telemetry_features
 
-    out = df[LAP_FEATURE_COLUMNS].copy()
-    return out.astype(
-        {
-            "season": "int64",
-            "round": "int64",
-            "driver_number": "Int64",
-            "lap_number": "int64",
-            "lap_time_ms": "Int64",
-            "position": "Int64",
-            "pit_stop": "bool",
-            "fuel_remaining": "float64",
-            "is_outlier": "bool",
-        }
-    )
+
+@dataclass(frozen=True)
+class LapSamples:
+    """Telemetry samples sorted by (driver, lap, time) and cut into one group per (driver, lap).
+
+    `order` takes the input rows (those with a lap number) into that order; `gid` is each sorted
+    sample's group (0..groups-1), `starts` each group's first sample, `new_group` marks those starts.
+    """
+
+    frame: pd.DataFrame
+    order: slice | np.ndarray
+    driver_number: np.ndarray
+    lap_number: np.ndarray
+    new_group: np.ndarray
+    gid: np.ndarray
+    starts: np.ndarray
+    _channels: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def groups(self) -> int:
+        return len(self.starts)
+
+    def channel(self, name: str) -> np.ndarray:
+        """One channel as float64 in group order, NaN where missing (converted once per channel)."""
+        if name not in self._channels:
+            self._channels[name] = self.frame[name].to_numpy(dtype="float64", na_value=np.nan)[self.order]
+        return self._channels[name]
+
+    def per_lap_sum(self, weights: np.ndarray) -> np.ndarray:
+        """Σ weights over each (driver, lap) group."""
+        return np.bincount(self.gid, weights=weights, minlength=self.groups)
+
+
+def lap_samples(telemetry: pd.DataFrame) -> LapSamples:
+    """The samples with a lap number, grouped by (DriverNumber, LapNumber) in SessionTime order.
+
+    Skips the sort when the rows already are in (driver, lap, time) order, as the Parquet usually is
+    (~0.2 s per 1 M samples saved). SessionTime may be a timedelta or a number.
+    """
+    if not telemetry["LapNumber"].notna().all():
+        telemetry = telemetry[telemetry["LapNumber"].notna().to_numpy()]
+    drv = telemetry["DriverNumber"].to_numpy(dtype="int64")
+    lapn = telemetry["LapNumber"].to_numpy(dtype="int64", na_value=0)
+    t = telemetry["SessionTime"]
+    t = t.to_numpy(dtype="timedelta64[ns]").astype("int64") if t.dtype.kind == "m" else t.to_numpy(dtype="float64")
+    d_drv, d_lap, d_t = np.diff(drv), np.diff(lapn), np.diff(t)
+    in_order = bool(np.all((d_drv > 0) | ((d_drv == 0) & ((d_lap > 0) | ((d_lap == 0) & (d_t >= 0))))))
+    order = slice(None) if in_order else np.lexsort((t, lapn, drv))
+    drv, lapn = drv[order], lapn[order]
+    new_group = np.empty(len(drv), dtype=bool)
+    new_group[:1] = True
+    new_group[1:] = (drv[1:] != drv[:-1]) | (lapn[1:] != lapn[:-1])
+    return LapSamples(frame=telemetry, order=order, driver_number=drv, lap_number=lapn, new_group=new_group,
+                      gid=np.cumsum(new_group) - 1, starts=np.flatnonzero(new_group))
+
+
+def nan_mean_std(samples: LapSamples, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per lap: mean and population σ (ddof=0) of `x`, NaN samples skipped; NaN for a lap without a value."""
+    ok = ~np.isnan(x)
+    n = samples.per_lap_sum(ok)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = samples.per_lap_sum(np.where(ok, x, 0.0)) / n
+        dev = np.where(ok, x - mean[samples.gid], 0.0)
+        var = samples.per_lap_sum(dev * dev) / n
+    return mean, np.sqrt(var)
+
+
+def brake_events(samples: LapSamples, brake: np.ndarray) -> np.ndarray:
+    """Per lap: off→on transitions of Brake (on = ≥ 0.5): a sample that is on whose previous sample in
+    the same lap is known off. The lap's first sample and a NaN → on step never count."""
+    prev_off = np.zeros(len(brake), dtype=bool)
+    prev_off[1:] = brake[:-1] < 0.5
+    events = (brake >= 0.5) & prev_off & ~samples.new_group
+    return samples.per_lap_sum(events).astype("int64")
+
+
+def drs_open_share(samples: LapSamples, drs: np.ndarray) -> np.ndarray:
+    """Per lap: samples with an open DRS code (10, 12, 14) / samples with a known DRS code (0–1)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return samples.per_lap_sum(np.isin(drs, DRS_OPEN_CODES)) / samples.per_lap_sum(~np.isnan(drs))
+
+
+def gap_samples(samples: LapSamples) -> np.ndarray:
+    """Per lap: samples with NaN in any of `TELEMETRY_CHANNELS` present in the frame (a count)."""
+    gap = np.zeros(len(samples.gid), dtype=bool)
+    for name in TELEMETRY_CHANNELS:
+        if name in samples.frame.columns:
+            gap |= np.isnan(samples.channel(name))
+    return samples.per_lap_sum(gap).astype("int64")
+
+
+def interpolated_samples(samples: LapSamples) -> np.ndarray:
+    """Per lap: samples whose `Interpolated` is true (0 without the column)."""
+    if "Interpolated" not in samples.frame.columns:
+        return np.zeros(samples.groups, dtype="int64")
+    interp = samples.frame["Interpolated"].to_numpy(dtype=bool, na_value=False)[samples.order]
+    return samples.per_lap_sum(interp).astype("int64")
 
 
 def build_telemetry_features(
@@ -330,115 +519,46 @@ def build_telemetry_features(
     `X`, `Y`, `Z`, `Interpolated`). Samples without a lap number (before the start, after the flag)
     are not aggregated. Per lap, over the samples in SessionTime order:
 
-    - `throttle_mean`, `throttle_std` (population σ, ddof=0), `speed_max`, `speed_mean`: NaN samples
-      are skipped.
-    - `brake_events`: off→on transitions of `Brake` (on = ≥ 0.5) inside the lap: a sample that is on
-      whose previous sample in the same lap is known off. A lap starting with the brake on and an
-      unknown (NaN) → on step do not count.
-    - `drs_open_share`: share of samples with a known DRS code whose code is open (10, 12, 14).
+    - `throttle_mean`, `throttle_std` (%, population σ, ddof=0), `speed_max`, `speed_mean` (km/h):
+      NaN samples are skipped (`nan_mean_std`).
+    - `brake_events`: off→on transitions of `Brake` (`brake_events`).
+    - `drs_open_share`: share of known DRS codes that are open (`drs_open_share`).
     - `sample_count`: samples in the lap; `gap_samples`: samples with NaN in any channel
       (`TELEMETRY_CHANNELS`); `interpolated_samples`: samples with `Interpolated` true.
 
     With `season` and `rnd` given, the frame carries the partition columns and `race_id` and equals
     the `telemetry_features` DDL (`TELEMETRY_FEATURE_COLUMNS`).
     """
-    lap = telemetry["LapNumber"]
-    keep = lap.notna().to_numpy()
-    if not keep.all():
-        telemetry = telemetry[keep]
-    drv = telemetry["DriverNumber"].to_numpy(dtype="int64")
-    lapn = telemetry["LapNumber"].to_numpy(dtype="int64", na_value=0)
-    t = telemetry["SessionTime"]
-    t = t.to_numpy(dtype="timedelta64[ns]").astype("int64") if t.dtype.kind == "m" else t.to_numpy(dtype="float64")
-    # sort by (driver, lap, time) unless already so (the Parquet usually is: skip ~0.2 s per 1 M)
-    d_drv, d_lap, d_t = np.diff(drv), np.diff(lapn), np.diff(t)
-    in_order = bool(np.all((d_drv > 0) | ((d_drv == 0) & ((d_lap > 0) | ((d_lap == 0) & (d_t >= 0))))))
-    order = slice(None) if in_order else np.lexsort((t, lapn, drv))
-    drv, lapn = drv[order], lapn[order]
-    cache: dict[str, np.ndarray] = {}
-
-    def col(name: str) -> np.ndarray:
-        if name not in cache:
-            cache[name] = telemetry[name].to_numpy(dtype="float64", na_value=np.nan)[order]
-        return cache[name]
-
-    m = len(drv)
-    if m == 0:
-        out = pd.DataFrame({c: pd.Series(dtype="float64") for c in TELEMETRY_FEATURE_COLUMNS[3:]})
-        out = out.astype({"driver_number": "int64", "lap_number": "int64", "driver_code": object,
-                          "brake_events": "int64", "sample_count": "int64", "gap_samples": "int64",
-                          "interpolated_samples": "int64"})
-        return _with_race(out, season, rnd)
-
-    # group boundaries on the sorted (driver, lap) keys
-    new_group = np.empty(m, dtype=bool)
-    new_group[0] = True
-    new_group[1:] = (drv[1:] != drv[:-1]) | (lapn[1:] != lapn[:-1])
-    gid = np.cumsum(new_group) - 1
-    starts = np.flatnonzero(new_group)
-    g = len(starts)
-    counts = np.diff(np.append(starts, m))
-
-    def nan_mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ok = ~np.isnan(x)
-        n = np.bincount(gid, weights=ok, minlength=g)
-        xs = np.where(ok, x, 0.0)
-        s = np.bincount(gid, weights=xs, minlength=g)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = s / n
-            dev = np.where(ok, x - mean[gid], 0.0)
-            var = np.bincount(gid, weights=dev * dev, minlength=g) / n
-        return mean, np.sqrt(var)
-
-    throttle_mean, throttle_std = nan_mean_std(col("Throttle"))
-    speed = col("Speed")
-    speed_mean, _ = nan_mean_std(speed)
-    speed_max = np.fmax.reduceat(speed, starts)  # fmax skips NaN; all-NaN group → NaN
-
-    brake = col("Brake")
-    on = brake >= 0.5
-    prev_off = np.zeros(m, dtype=bool)
-    prev_off[1:] = brake[:-1] < 0.5
-    events = on & prev_off & ~new_group
-    brake_events = np.bincount(gid, weights=events, minlength=g).astype("int64")
-
-    drs = col("DRS")
-    drs_known = ~np.isnan(drs)
-    drs_open = np.isin(drs, DRS_OPEN_CODES)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        drs_open_share = np.bincount(gid, weights=drs_open, minlength=g) / np.bincount(
-            gid, weights=drs_known, minlength=g
-        )
-
-    gap = np.zeros(m, dtype=bool)
-    for name in TELEMETRY_CHANNELS:
-        if name in telemetry.columns:
-            gap |= np.isnan(col(name))
-    gap_samples = np.bincount(gid, weights=gap, minlength=g).astype("int64")
-    if "Interpolated" in telemetry.columns:
-        interp = telemetry["Interpolated"].to_numpy(dtype=bool, na_value=False)[order]
-        interpolated = np.bincount(gid, weights=interp, minlength=g).astype("int64")
-    else:
-        interpolated = np.zeros(g, dtype="int64")
-
-    codes = telemetry["Driver"].to_numpy(dtype=object)[order][starts] if "Driver" in telemetry else None
-    out = pd.DataFrame(
-        {
-            "driver_number": drv[starts],
-            "driver_code": codes,
-            "lap_number": lapn[starts],
-            "throttle_mean": throttle_mean,
-            "throttle_std": throttle_std,
-            "speed_max": speed_max,
-            "speed_mean": speed_mean,
-            "brake_events": brake_events,
-            "drs_open_share": drs_open_share,
-            "sample_count": counts.astype("int64"),
-            "gap_samples": gap_samples,
-            "interpolated_samples": interpolated,
-        }
-    )
+    samples = lap_samples(telemetry)
+    if samples.groups == 0:
+        return _with_race(_empty_telemetry_features(), season, rnd)
+    throttle_mean, throttle_std = nan_mean_std(samples, samples.channel("Throttle"))
+    speed = samples.channel("Speed")
+    speed_mean, _ = nan_mean_std(samples, speed)
+    frame = samples.frame
+    codes = frame["Driver"].to_numpy(dtype=object)[samples.order][samples.starts] if "Driver" in frame else None
+    out = pd.DataFrame({
+        "driver_number": samples.driver_number[samples.starts],
+        "driver_code": codes,
+        "lap_number": samples.lap_number[samples.starts],
+        "throttle_mean": throttle_mean,
+        "throttle_std": throttle_std,
+        "speed_max": np.fmax.reduceat(speed, samples.starts),  # fmax skips NaN; all-NaN lap → NaN
+        "speed_mean": speed_mean,
+        "brake_events": brake_events(samples, samples.channel("Brake")),
+        "drs_open_share": drs_open_share(samples, samples.channel("DRS")),
+        "sample_count": np.diff(np.append(samples.starts, len(samples.gid))).astype("int64"),
+        "gap_samples": gap_samples(samples),
+        "interpolated_samples": interpolated_samples(samples),
+    })
     return _with_race(out, season, rnd)
+
+
+def _empty_telemetry_features() -> pd.DataFrame:
+    out = pd.DataFrame({c: pd.Series(dtype="float64") for c in TELEMETRY_FEATURE_COLUMNS[3:]})
+    return out.astype({"driver_number": "int64", "lap_number": "int64", "driver_code": object,
+                       "brake_events": "int64", "sample_count": "int64", "gap_samples": "int64",
+                       "interpolated_samples": "int64"})
 
 
 def _with_race(out: pd.DataFrame, season: int | None, rnd: int | None) -> pd.DataFrame:
