@@ -53,6 +53,7 @@ Definitions (thresholds are `ProfileParams`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +140,12 @@ def _weighted(values: pd.Series, weights: pd.Series, by: pd.Series) -> pd.Series
     return num / den.where(den > 0)
 
 
+def _reasons(drivers: pd.Index, failing: np.ndarray, why: Callable[[str], str]) -> pd.Series:
+    """Per driver: `why(driver)` where `failing`, else None."""
+    return pd.Series([why(d) if bad else None for d, bad in zip(drivers, failing, strict=True)], index=drivers,
+                     dtype=object)
+
+
 # ----------------------------------------------------------------------------------- consistency
 
 
@@ -157,6 +164,18 @@ def consistency_inputs(df: pd.DataFrame, params: ProfileParams) -> pd.DataFrame:
     per = per[per.groupby("race_id")["driver_id"].transform("size") >= 2]  # a field to compare with
     per["log_ratio"] = np.log(per["spread_ms"].clip(lower=1.0) / per["field_spread_ms"].clip(lower=1.0))
     return per.reset_index(drop=True)
+
+
+def consistency_score(df: pd.DataFrame, params: ProfileParams, drivers: pd.Index) -> tuple[pd.Series, pd.Series]:
+    """Per driver: `exp(-Σ w·ln(spread / field spread) / Σ w)`, w = pairs (unitless; 1 = the field's
+    spread); NULL below `min_races` races with a spread. Returns (score, null reason)."""
+    ci = consistency_inputs(df, params)
+    races = ci.groupby("driver_id").size().reindex(drivers, fill_value=0)
+    score = np.exp(-_weighted(ci["log_ratio"], ci["pairs"].astype(float), ci["driver_id"])).reindex(drivers)
+    ok = races >= params.min_races
+    return score.where(ok), _reasons(drivers, ~ok.to_numpy(), lambda d: (
+        f"consistency: {races[d]} race(s) with >= {params.min_clean_pairs} consecutive clean-lap pairs, "
+        f"need {params.min_races}"))
 
 
 # ------------------------------------------------------------------------- passes and pressure
@@ -216,6 +235,35 @@ def _vs_field(duels: pd.DataFrame, flag: str, outcome: str) -> pd.DataFrame:
     return per.groupby("driver_id")[["laps", "got", "expected"]].sum()
 
 
+def aggression_score(duels: pd.DataFrame, params: ProfileParams, drivers: pd.Index) -> tuple[pd.Series, pd.Series]:
+    """Per driver: passes made on attack laps / passes expected at each race field's rate (unitless;
+    1 = the field's rate); NULL below `min_attack_laps` attack laps or with no expected pass.
+    Returns (score, null reason)."""
+    att = _vs_field(duels, "attack", "passes_made").reindex(drivers).fillna(0.0)
+    ok = (att["laps"] >= params.min_attack_laps) & (att["expected"] > 0)
+    score = (att["got"] / att["expected"].where(att["expected"] > 0)).where(ok)
+
+    def why(d: str) -> str:
+        if att.at[d, "laps"] < params.min_attack_laps:
+            return (f"aggression: {int(att.at[d, 'laps'])} attack lap(s) within {params.attack_gap_ms} ms "
+                    f"of the car ahead, need {params.min_attack_laps}")
+        return "aggression: the field made no on-track pass in the driver's races"
+
+    return score, _reasons(drivers, ~ok.to_numpy(), why)
+
+
+def pressure_response_score(duels: pd.DataFrame, params: ProfileParams,
+                            drivers: pd.Index) -> tuple[pd.Series, pd.Series]:
+    """Per driver: (pressure laps held - held expected at each race field's rate) / pressure laps
+    (a share; 0 = the field's rate); NULL below `min_pressure_laps`. Returns (score, null reason)."""
+    pr = _vs_field(duels, "pressure", "held").reindex(drivers).fillna(0.0)
+    ok = pr["laps"] >= params.min_pressure_laps
+    score = ((pr["got"] - pr["expected"]) / pr["laps"].where(pr["laps"] > 0)).where(ok)
+    return score, _reasons(drivers, ~ok.to_numpy(), lambda d: (
+        f"pressure_response: {int(pr.at[d, 'laps'])} pressure lap(s) with a car within "
+        f"{params.pressure_gap_ms} ms behind, need {params.min_pressure_laps}"))
+
+
 # ----------------------------------------------------------------------------- tyre management
 
 
@@ -246,80 +294,77 @@ def degradation_inputs(df: pd.DataFrame, results: pd.DataFrame, params: ProfileP
     return per[["race_id", "driver_id", "constructor_id", "laps", "deg", "mates_deg", "rel"]].reset_index(drop=True)
 
 
+def tire_management_score(df: pd.DataFrame, results: pd.DataFrame, params: ProfileParams,
+                          drivers: pd.Index) -> tuple[pd.Series, pd.Series]:
+    """Per driver: -(lap-weighted mean over races of the degradation relative to team-mates), in ms
+    per lap of tyre age (> 0 = degrades less); NULL below `min_races` races with a team-mate
+    comparison. Returns (score, null reason)."""
+    di = degradation_inputs(df, results, params)
+    races = di.groupby("driver_id").size().reindex(drivers, fill_value=0)
+    score = -_weighted(di["rel"], di["laps"].astype(float), di["driver_id"]).reindex(drivers)
+    ok = races >= params.min_races
+    return score.where(ok), _reasons(drivers, ~ok.to_numpy(), lambda d: (
+        f"tire_management: {races[d]} race(s) with a team-mate stint comparison "
+        f"(>= {params.min_stint_laps} clean laps a stint), need {params.min_races}"))
+
+
 # ------------------------------------------------------------------------------------ profiles
 
 
-def driver_profiles(laps: pd.DataFrame, results: pd.DataFrame, params: ProfileParams | None = None) -> pd.DataFrame:
-    """One row per driver of the train split (`laps`: train-view rows; `results`: their races' results)."""
-    params = params or ProfileParams()
-    df = _prep_laps(laps, params)
-    res = results.copy()
-    res["laps"] = pd.to_numeric(res["laps"], errors="coerce")
-    drivers = pd.Index(sorted(set(df["driver_id"]) | set(res["driver_id"])), name="driver_id")
+def driver_identity(df: pd.DataFrame, results: pd.DataFrame, drivers: pd.Index) -> pd.DataFrame:
+    """Per driver: `name` and `driver_code` (latest train-split result row; the code falls back to the
+    laps), `career_races` (races with a result row), `laps_used` (clean laps), `races_used` (races with
+    lap rows), `first_race_id` / `last_race_id` (of the lap rows)."""
     out = pd.DataFrame(index=drivers)
-
-    # identity: the latest train-split result row; code falls back to the laps
-    last = res.sort_values(["season", "round"]).groupby("driver_id").last()
+    last = results.sort_values(["season", "round"]).groupby("driver_id").last()
     name = (last["given_name"].fillna("") + " " + last["family_name"].fillna("")).str.strip()
     out["name"] = name.replace("", pd.NA).reindex(drivers)
     code_laps = df.dropna(subset=["driver_code"]).groupby("driver_id")["driver_code"].last()
     out["driver_code"] = last["driver_code"].reindex(drivers).fillna(code_laps.reindex(drivers))
-
-    out["career_races"] = res.drop_duplicates(["season", "round", "driver_id"]).groupby("driver_id").size()
+    out["career_races"] = results.drop_duplicates(["season", "round", "driver_id"]).groupby("driver_id").size()
     out["laps_used"] = df[df["clean"]].groupby("driver_id").size()
     out["races_used"] = df.groupby("driver_id")["race_id"].nunique()
     race_span = df.groupby("driver_id")["race_id"].agg(["min", "max"])
     out["first_race_id"], out["last_race_id"] = race_span["min"], race_span["max"]
     for col in ("career_races", "laps_used", "races_used"):
         out[col] = out[col].reindex(drivers).fillna(0).astype("int64")
-    reasons: dict[str, list[str]] = {d: [] for d in drivers}
+    return out
 
-    # consistency
-    ci = consistency_inputs(df, params)
-    cons_races = ci.groupby("driver_id").size().reindex(drivers, fill_value=0)
-    cons = np.exp(-_weighted(ci["log_ratio"], ci["pairs"].astype(float), ci["driver_id"])).reindex(drivers)
-    ok = cons_races >= params.min_races
-    out["consistency"] = cons.where(ok)
-    for d in drivers[~ok.to_numpy()]:
-        reasons[d].append(f"consistency: {cons_races[d]} race(s) with >= {params.min_clean_pairs} consecutive "
-                          f"clean-lap pairs, need {params.min_races}")
 
-    # aggression and pressure response (on-track duels)
-    duels = lap_duels(df, params)
-    att = _vs_field(duels, "attack", "passes_made").reindex(drivers).fillna(0.0)
-    ok = (att["laps"] >= params.min_attack_laps) & (att["expected"] > 0)
-    out["aggression"] = (att["got"] / att["expected"].where(att["expected"] > 0)).where(ok)
-    for d in drivers[~ok.to_numpy()]:
-        if att.at[d, "laps"] < params.min_attack_laps:
-            reasons[d].append(f"aggression: {int(att.at[d, 'laps'])} attack lap(s) within {params.attack_gap_ms} ms "
-                              f"of the car ahead, need {params.min_attack_laps}")
-        else:
-            reasons[d].append("aggression: the field made no on-track pass in the driver's races")
-    pr = _vs_field(duels, "pressure", "held").reindex(drivers).fillna(0.0)
-    ok = pr["laps"] >= params.min_pressure_laps
-    out["pressure_response"] = ((pr["got"] - pr["expected"]) / pr["laps"].where(pr["laps"] > 0)).where(ok)
-    for d in drivers[~ok.to_numpy()]:
-        reasons[d].append(f"pressure_response: {int(pr.at[d, 'laps'])} pressure lap(s) with a car within "
-                          f"{params.pressure_gap_ms} ms behind, need {params.min_pressure_laps}")
-
-    # tyre management
-    di = degradation_inputs(df, res, params)
-    tm_races = di.groupby("driver_id").size().reindex(drivers, fill_value=0)
-    tm = -_weighted(di["rel"], di["laps"].astype(float), di["driver_id"]).reindex(drivers)
-    ok = tm_races >= params.min_races
-    out["tire_management"] = tm.where(ok)
-    for d in drivers[~ok.to_numpy()]:
-        reasons[d].append(f"tire_management: {tm_races[d]} race(s) with a team-mate stint comparison "
-                          f"(>= {params.min_stint_laps} clean laps a stint), need {params.min_races}")
-
-    # data quality
-    completed = res.drop_duplicates(["season", "round", "driver_id"]).groupby("driver_id")["laps"].sum()
+def data_quality_score(laps_used: pd.Series, results: pd.DataFrame, drivers: pd.Index) -> tuple[pd.Series, pd.Series]:
+    """Per driver: clean laps / laps completed per raw_results, clipped to [0, 1]; NULL without a
+    completed lap. Returns (score, null reason)."""
+    completed = results.drop_duplicates(["season", "round", "driver_id"]).groupby("driver_id")["laps"].sum()
     completed = completed.reindex(drivers).fillna(0.0)
-    out["data_quality"] = (out["laps_used"] / completed.where(completed > 0)).clip(0.0, 1.0)
-    for d in drivers[(completed <= 0).to_numpy()]:
-        reasons[d].append("data_quality: no completed lap in raw_results")
+    score = (laps_used / completed.where(completed > 0)).clip(0.0, 1.0)
+    no_laps = (completed <= 0).to_numpy()
+    return score, _reasons(drivers, no_laps, lambda d: "data_quality: no completed lap in raw_results")
 
-    out["null_reason"] = pd.Series({d: "; ".join(r) if r else None for d, r in reasons.items()}, dtype="object")
-    for col in ("aggression", "consistency", "pressure_response", "tire_management", "data_quality"):
-        out[col] = out[col].astype("float64")
+
+def driver_profiles(laps: pd.DataFrame, results: pd.DataFrame, params: ProfileParams | None = None) -> pd.DataFrame:
+    """One row per driver of the train split (`laps`: train-view rows; `results`: their races' results).
+
+    Scores and their null reasons come from `consistency_score`, `aggression_score`,
+    `pressure_response_score`, `tire_management_score`, `data_quality_score`; `null_reason` joins
+    the reasons with '; ' in that order (None when every score has its data).
+    """
+    params = params or ProfileParams()
+    df = _prep_laps(laps, params)
+    res = results.copy()
+    res["laps"] = pd.to_numeric(res["laps"], errors="coerce")
+    drivers = pd.Index(sorted(set(df["driver_id"]) | set(res["driver_id"])), name="driver_id")
+    out = driver_identity(df, res, drivers)
+    duels = lap_duels(df, params)
+    scored = {
+        "consistency": consistency_score(df, params, drivers),
+        "aggression": aggression_score(duels, params, drivers),
+        "pressure_response": pressure_response_score(duels, params, drivers),
+        "tire_management": tire_management_score(df, res, params, drivers),
+        "data_quality": data_quality_score(out["laps_used"], res, drivers),
+    }
+    for col, (score, _) in scored.items():
+        out[col] = score.astype("float64")
+    reasons = zip(*(reason.to_numpy() for _, reason in scored.values()), strict=True)
+    out["null_reason"] = pd.Series(["; ".join(r for r in row if r is not None) or None for row in reasons],
+                                   index=drivers, dtype=object)
     return out.reset_index()[PROFILE_COLUMNS]
