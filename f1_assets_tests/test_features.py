@@ -20,6 +20,7 @@ from f1_assets.checks import features as checks
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.blob import blob_store_from_url
 from f1_assets.storage.warehouse import warehouse_from_url
+from f1_assets.transforms import features as feat
 from f1_assets.transforms import jolpica
 from f1_assets.transforms.features import (
     LAP_FEATURE_COLUMNS,
@@ -177,6 +178,128 @@ def test_fastf1_laps_flow_through(bahrain: dict[str, pd.DataFrame]) -> None:
     assert coverage.metadata["failing_rows"] == BAHRAIN_LAPS - BAHRAIN_SCHEDULED
 
 
+# ------------------------------------------------------------------------- lap_features, step by step
+
+
+def _keys(rows: list[tuple[str, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["driver_id", "lap_number"]).astype({"lap_number": "int64"})
+
+
+def test_join_lap_inputs_orders_rows_and_adds_identity() -> None:
+    race = {"season": 2023, "round": 4, "race_date": "2023-04-30", "circuit_id": "baku"}
+    laps = pd.DataFrame({"driver_id": ["b", "a", "a", "c"], "lap_number": [1, 2, 1, 1],
+                         "position": [2, 1, 1, 3], "lap_time_ms": [91_000, 90_000, 95_000, 99_000]})
+    results = pd.DataFrame({"driver_id": ["a", "b", "a"], "driver_code": ["AAA", "BBB", "XXX"],
+                            "driver_number": [1, 2, 9]})
+    df = feat.join_lap_inputs(race, results, laps)
+    assert list(zip(df["driver_id"], df["lap_number"], strict=True)) == [("a", 1), ("a", 2), ("b", 1), ("c", 1)]
+    assert df["lap_time_ms"].tolist() == [95_000, 90_000, 91_000, 99_000]
+    assert df["driver_code"].tolist()[:3] == ["AAA", "AAA", "BBB"] and pd.isna(df["driver_code"].iloc[3])
+    assert set(df["race_id"]) == {"2023-04"} and df["race_date"].iloc[0] == pd.Timestamp("2023-04-30").date()
+    with pytest.raises(ValueError, match="expected one raw_races row, got 2"):
+        feat.join_lap_inputs(pd.DataFrame([race, race]), results, laps)
+
+
+def test_pit_stop_laps_in_out_and_stops_before() -> None:
+    """Stops by A on laps 2 and 4 (lap 2 logged twice, lap 4 missing from raw_laps); B never stops."""
+    keys = _keys([("a", 1), ("a", 2), ("a", 3), ("a", 5), ("a", 6), ("b", 1), ("b", 2)])
+    stops = pd.DataFrame({"driver_id": ["a", "a", "a"], "lap": [2, 2, 4]})
+    got = feat.pit_stop_laps(keys, stops)
+    assert got["pit_stop"].tolist() == [False, True, False, False, False, False, False]
+    assert got["out_lap"].tolist() == [False, False, True, True, False, False, False]
+    assert got["stops_before"].tolist() == [0, 0, 1, 2, 2, 0, 0]
+    for nothing in (None, stops.iloc[:0]):
+        none = feat.pit_stop_laps(keys, nothing)
+        assert not none["pit_stop"].any() and not none["out_lap"].any() and (none["stops_before"] == 0).all()
+
+
+def test_fastf1_columns_join_on_the_car_number() -> None:
+    keys = _keys([("a", 1), ("a", 2), ("b", 1)])
+    results = pd.DataFrame({"driver_id": ["a", "b"], "driver_number": [1, 2]})
+    ff = pd.DataFrame({"driver_number": [1, 1, 2, 2, 7], "lap_number": [1, 1, 2, 1, 1], "stint": [1, 9, 2, 1, 1],
+                       "compound": ["SOFT", "HARD", "HARD", "MEDIUM", "WET"],
+                       "compound_std": ["SOFT", "HARD", "HARD", "MEDIUM", "WET"],
+                       "track_status": ["1", "4", "1", "12", "5"]})
+    got = feat.fastf1_lap_columns(keys, ff, results)
+    assert got["ff_compound"].tolist()[::2] == ["SOFT", "MEDIUM"] and pd.isna(got["ff_compound"].iloc[1])
+    assert got["ff_stint"].tolist()[::2] == [1, 1] and got["ff_track_status"].tolist()[::2] == ["1", "12"]
+    assert feat.fastf1_lap_columns(keys, None, results).isna().all().all()
+
+
+def test_stints_and_tyres_prefer_fastf1_and_age_from_the_stint_start() -> None:
+    keys = _keys([("a", n) for n in range(1, 7)])
+    fastf1 = pd.DataFrame({"ff_stint": [1.0, 1.0, None, None, 3.0, 3.0],
+                           "ff_compound": ["SOFT", "SOFT", None, None, "HARD", "HARD"],
+                           "ff_compound_std": ["SOFT", "SOFT", None, None, "HARD", "HARD"]})
+    stops_before = pd.Series([0, 0, 1, 1, 1, 2])  # from the pit log: a stop on lap 2
+    got = feat.stints_and_tyres(keys, fastf1, stops_before)
+    assert got["stint"].tolist() == [1, 1, 2, 2, 3, 3]  # FastF1 where known, else 1 + stops before
+    assert got["tire_age"].tolist() == [1, 2, 1, 2, 1, 2]
+    assert got["tire_compound"].tolist() == ["SOFT", "SOFT", "UNKNOWN", "UNKNOWN", "HARD", "HARD"]
+
+
+def test_fuel_and_laps_remaining() -> None:
+    laps = pd.Series([1, 25, 50, 60], dtype="int64")
+    got = feat.fuel_and_laps_remaining(laps, 50)
+    assert np.allclose(got["fuel_remaining"], [110 * 49 / 50, 55.0, 0.0, 0.0])  # clipped at 0 past the flag
+    assert got["laps_remaining"].tolist() == [49, 25, 0, -10]
+    unknown = feat.fuel_and_laps_remaining(laps, None)
+    assert unknown["fuel_remaining"].isna().all() and unknown["laps_remaining"].isna().all()
+
+
+def test_cumulative_time_and_gaps() -> None:
+    """Three cars, two laps: c has no time on lap 1, so its cumulative time and gaps are unknown."""
+    driver = pd.Series(["a", "a", "b", "b", "c", "c"])
+    lap = pd.Series([1, 2, 1, 2, 1, 2], dtype="int64")
+    position = pd.Series([1, 2, 2, 1, 3, 3], dtype="Int64")
+    lap_ms = pd.Series([90_000, 92_000, 90_500, 91_000, np.nan, 90_000])
+    cum = feat.cumulative_time_ms(driver, lap_ms)
+    assert cum.tolist()[:4] == [90_000, 182_000, 90_500, 181_500] and cum.iloc[4:].isna().all()
+    got = feat.gaps_ms(lap, position, cum)
+    assert got["gap_to_leader_ms"].tolist()[:4] == [0, 500, 500, 0]
+    assert got["delta_to_next_ms"].tolist()[:4] == [0, 500, 500, 0]
+    assert got.iloc[4:].isna().all().all()
+
+
+def test_track_status_flags() -> None:
+    got = feat.track_status_flags(pd.Series(["1", "24", "5", "67", None, "2"], dtype=object))
+    assert got["sc"].tolist() == [False, True, False, False, False, False]
+    assert got["red"].tolist() == [False, False, True, False, False, False]
+    assert got["vsc"].tolist() == [False, False, False, True, False, False]
+    assert got["safety_car"].tolist() == [False, True, True, True, pd.NA, False]
+    assert got["track_status"].tolist() == ["1", "24", "5", "67", None, "2"]
+
+
+def test_neutralised_laps_need_the_whole_field_slow_and_no_status() -> None:
+    """Two cars, five laps of 90 s; everyone at 100 s on lap 3 (> 1.05 x 90 s); lap 1 never counts."""
+    lap = pd.Series(np.tile(np.arange(1, 6), 2), dtype="int64")
+    lap_ms = pd.Series(np.where(lap == 3, 100_000.0, 90_000.0))
+    lap_ms[lap == 1] = 120_000.0
+    unknown = np.ones(10, dtype=bool)
+    pit_lane = np.zeros(10, dtype=bool)
+    assert lap[feat.neutralised_laps(lap, lap_ms, unknown, pit_lane)].tolist() == [3, 3]
+    unknown[lap.to_numpy() == 3] = False  # FastF1 knows the status: its flags decide instead
+    assert not feat.neutralised_laps(lap, lap_ms, unknown, pit_lane).any()
+
+
+def test_statistical_outliers_above_mean_plus_three_sigma_of_clean_laps() -> None:
+    clean_times = [90_000, 90_200, 89_800, 90_100, 89_900, 90_000, 90_200, 89_800]
+    lap_ms = pd.Series([*clean_times, 90_300, 95_000, 400_000], dtype="float64")
+    clean = np.array([True] * 8 + [False] * 3)
+    driver = pd.Series(["a"] * 11)
+    bound = np.mean(clean_times) + 3 * np.std(clean_times, ddof=1)  # 90,481 ms
+    assert 90_300 < bound < 95_000
+    got = feat.statistical_outliers(driver, lap_ms, clean)
+    assert got.tolist() == [False] * 9 + [True, False]  # over 300 s is 'too_slow', not statistical
+
+
+def test_joined_reasons_keep_the_list_order() -> None:
+    got = feat.joined_reasons([("x", np.array([True, False, True, False])),
+                               ("y", np.array([True, False, False, False])),
+                               ("z", np.array([False, False, True, True]))])
+    assert got.tolist() == ["x,y", None, "x,z", "z"]
+
+
 # ------------------------------------------------------------------------- telemetry_features
 
 
@@ -222,6 +345,21 @@ def test_telemetry_features_exact_counts() -> None:
     spd = np.delete(np.linspace(100, 300, 10), 3)
     assert a["speed_max"] == 300 and a["speed_mean"] == pytest.approx(spd.mean())
     assert a["driver_code"] == "VER" and c["driver_code"] == "HAM" and set(out["race_id"]) == {"2023-01"}
+
+
+def test_lap_samples_groups_in_time_order_whatever_the_row_order() -> None:
+    tel = pd.DataFrame({"DriverNumber": [44, 1, 1, 1, 1], "LapNumber": pd.array([1, 2, 1, None, 1], dtype="Int64"),
+                        "SessionTime": pd.to_timedelta([5, 9, 3, 0, 1], unit="s"),
+                        "Brake": [0.0, 1.0, 0.0, 1.0, 1.0], "DRS": [np.nan, 14, 12, 0, 8]})
+    s = feat.lap_samples(tel)
+    assert s.groups == 3 and s.driver_number.tolist() == [1, 1, 1, 44] and s.lap_number.tolist() == [1, 1, 2, 1]
+    assert s.channel("Brake").tolist() == [1.0, 0.0, 1.0, 0.0]  # lap 1 of car 1: t=1 s, then t=3 s
+    assert s.gid.tolist() == [0, 0, 1, 2] and s.starts.tolist() == [0, 2, 3]
+    assert feat.brake_events(s, s.channel("Brake")).tolist() == [0, 0, 0]  # each lap starts on or stays off
+    share = feat.drs_open_share(s, s.channel("DRS"))
+    assert share[:2].tolist() == [0.5, 1.0] and np.isnan(share[2])  # car 44: no known DRS code
+    mean, std = feat.nan_mean_std(s, np.array([1.0, 3.0, np.nan, 2.0]))
+    assert mean[0] == 2.0 and std[0] == 1.0 and np.isnan(mean[1]) and mean[2] == 2.0 and std[2] == 0.0
 
 
 def test_telemetry_features_empty_and_checks() -> None:
