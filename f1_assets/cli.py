@@ -31,7 +31,7 @@ from pathlib import Path
 import dagster as dg
 
 from f1_assets import audit, settings
-from f1_assets.assets.metadata import ALLOW_SHRINK_TAG
+from f1_assets.io_managers.warehouse import ALLOW_SHRINK_TAG
 from f1_assets.partitions import parse_race_key, parse_season, races_partitions, seasons_partitions
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.warehouse import WarehouseError

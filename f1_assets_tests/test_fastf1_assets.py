@@ -14,7 +14,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from f1_assets.assets.ingest_fastf1 import ASSETS, CHECKS, laps_blob_key, telemetry_blob_key
+from f1_assets.assets.ingest_fastf1 import ASSETS, CHECKS, TELEMETRY_PREFIX
+from f1_assets.io_managers import blob_key
 from f1_assets.partitions import parse_race_key
 from f1_assets.resources.fastf1 import FastF1Resource, LoadedRace
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
@@ -91,15 +92,14 @@ def test_materialize_baku(backend, recorded_upstreams, shared_cache, shared_data
     assert wh.count("fastf1_laps", {"season": 2018, "round": 4}) == 848
     stored = wh.read_partition("fastf1_laps", {"season": 2018, "round": 4})
     assert stored["driver_id"].notna().all() and set(stored["compound_std"]) <= {"SOFT", "MEDIUM", "HARD", "UNKNOWN"}
-    parquet = pd.read_parquet(tmp_path / "blobs" / laps_blob_key(BAKU))
-    assert len(parquet) == 848
+    assert not (tmp_path / "blobs" / "fastf1").exists()  # laps live in the warehouse only (one owner per output)
 
     # no CarData.z/Position.z recorded for this held 2018 race: empty, and the ERROR check says why
     tel_md = materialization(result, "raw_telemetry")
     assert tel_md["dagster/row_count"] == 0
     assert "CarData.z" in tel_md["empty_reason"] and "Position.z" in tel_md["empty_reason"]
     assert tel_md["live_timing"] == "missing_streams" and tel_md["retryable"] is False
-    assert not (tmp_path / "blobs" / telemetry_blob_key(BAKU)).exists()
+    assert not (tmp_path / "blobs" / blob_key(TELEMETRY_PREFIX, BAKU.key)).exists()
 
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     for name in ("lap_numbers_within_race", "drivers_in_results", "live_timing_available"):
@@ -131,7 +131,7 @@ def test_bad_input_keeps_what_is_stored(case, recorded_upstreams, shared_cache, 
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
     blobs = tmp_path / "blobs"
     assert materialize(ASSETS[:1], fastf1_resource(recorded_upstreams, shared_cache), url, blobs).success
-    before = (blobs / laps_blob_key(BAKU)).read_bytes()
+    before = WarehouseResource(url=url).get().read_partition("fastf1_laps", {"season": 2018, "round": 4})
 
     overrides, message = BAD_INPUTS[case]
     if overrides is None:  # corrupt one line in the middle of TimingAppData
@@ -151,7 +151,8 @@ def test_bad_input_keeps_what_is_stored(case, recorded_upstreams, shared_cache, 
     assert message in text, text
     assert "nothing was written" in text
     assert WarehouseResource(url=url).get().count("fastf1_laps", {"season": 2018, "round": 4}) == 848
-    assert (blobs / laps_blob_key(BAKU)).read_bytes() == before
+    pd.testing.assert_frame_equal(
+        WarehouseResource(url=url).get().read_partition("fastf1_laps", {"season": 2018, "round": 4}), before)
     assert not result.get_asset_materialization_events()
     if case != "malformed line":  # the check names the missing streams (malformed data fails before any check)
         assert "(848 rows) is kept" in text
@@ -197,7 +198,7 @@ def test_raw_telemetry_with_generated_data(tmp_path, shared_data):
                                                        {"season": 2018, "round": 4})
     result = materialize(ASSETS[1:], GeneratedTelemetry(), url, tmp_path / "blobs")
     md = materialization(result, "raw_telemetry")
-    frame = pd.read_parquet(io.BytesIO((tmp_path / "blobs" / telemetry_blob_key(BAKU)).read_bytes()))
+    frame = pd.read_parquet(io.BytesIO((tmp_path / "blobs" / blob_key(TELEMETRY_PREFIX, BAKU.key)).read_bytes()))
     assert md["dagster/row_count"] == md["rows"] == len(frame) > 0
     assert md["drivers"] == 2 and md["samples"] == len(frame) and md["bytes"] > 0
     assert md["interpolated"] > 0 and md["gap_samples"] >= 0

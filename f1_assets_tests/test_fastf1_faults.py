@@ -18,8 +18,9 @@ import pytest
 
 from f1_assets import definitions, sensors
 from f1_assets.assets import features, ingest_fastf1, ingest_jolpica
-from f1_assets.assets.ingest_fastf1 import fastf1_laps, raw_telemetry, telemetry_blob_key
-from f1_assets.assets.metadata import ALLOW_SHRINK_TAG
+from f1_assets.assets.ingest_fastf1 import TELEMETRY_PREFIX, fastf1_laps, raw_telemetry
+from f1_assets.io_managers import blob_key
+from f1_assets.io_managers.warehouse import ALLOW_SHRINK_TAG
 from f1_assets.partitions import RaceKey, parse_race_key
 from f1_assets.resources.fastf1 import FastF1Resource, FastF1UpstreamError, LoadedRace
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
@@ -244,7 +245,7 @@ def test_stored_telemetry_is_kept_when_the_host_is_down(instance, duckdb_url, tm
     res = {"warehouse": WarehouseResource(url=duckdb_url), "blob_store": BlobStoreResource(url=str(blobs))}
     result, _ = _run(instance, BAKU, {**res, "fastf1": _GeneratedThenUnreachable()}, assets=[raw_telemetry])
     assert result.success and metadata_of(result, "raw_telemetry")["live_timing"] == "complete"
-    stored = (blobs / telemetry_blob_key(parse_race_key(BAKU))).read_bytes()
+    stored = (blobs / blob_key(TELEMETRY_PREFIX, BAKU)).read_bytes()
 
     result, seconds = _run(instance, BAKU, {**res, "fastf1": _GeneratedThenUnreachable(down=True)},
                            assets=[raw_telemetry])
@@ -252,7 +253,7 @@ def test_stored_telemetry_is_kept_when_the_host_is_down(instance, duckdb_url, tm
     assert not result.success and not result.get_asset_materialization_events()
     message = _failures(result)["raw_telemetry"]
     assert "unreachable" in message and "telemetry Parquet" in message and "is kept" in message
-    assert (blobs / telemetry_blob_key(parse_race_key(BAKU))).read_bytes() == stored
+    assert (blobs / blob_key(TELEMETRY_PREFIX, BAKU)).read_bytes() == stored
 
 
 def test_a_host_that_never_answers_is_bounded_by_the_load_deadline(tmp_path):

@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from f1_assets.assets.features import TELEMETRY_KEY, lap_features, telemetry_features
+from f1_assets.assets.features import lap_features, telemetry_features
 from f1_assets.checks import features as checks
+from f1_assets.checks.rules import LAP_FEATURES, TELEMETRY_FEATURES
+from f1_assets.io_managers import blob_key
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.blob import blob_store_from_url
 from f1_assets.storage.warehouse import warehouse_from_url
@@ -381,9 +383,9 @@ def test_telemetry_features_empty_and_checks() -> None:
 def test_checks_pass_on_clean_bahrain(features: pd.DataFrame, bahrain: dict[str, pd.DataFrame]) -> None:
     outcomes = {o.name: o for o in checks.lap_feature_checks(
         features, bahrain["results"], bahrain["pit_stops"], bahrain["races"], has_fastf1=False)}
-    assert set(outcomes) == set(checks.LAP_FEATURE_CHECK_NAMES)
+    assert set(outcomes) == set(LAP_FEATURES)
     for name, o in outcomes.items():
-        assert o.severity == checks.LAP_FEATURE_CHECK_NAMES[name][0]
+        assert o.severity == LAP_FEATURES[name].severity
         if name != "pit_stops_per_result":
             assert o.passed, (name, o.metadata)
     # real: Norris stopped 6 times in Bahrain 2023 (pneumatic problem) — a warning, not an error
@@ -415,7 +417,7 @@ def test_checks_fail_on_corruption(features: pd.DataFrame, bahrain: dict[str, pd
     outcome = {o.name: o for o in checks.lap_feature_checks(
         bad, bahrain["results"], bahrain["pit_stops"], bahrain["races"], has_fastf1=False)}[check]
     assert not outcome.passed
-    assert outcome.severity == checks.LAP_FEATURE_CHECK_NAMES[check][0]
+    assert outcome.severity == LAP_FEATURES[check].severity
     assert outcome.metadata["failing_rows"] == 2
     if check != "lap_features_schema":
         keys = {f"2023/1/{d}/{n}" for d, n in bad.loc[rows, ["driver_id", "lap_number"]].to_numpy()}
@@ -474,7 +476,7 @@ def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataF
         wh.replace_partition(table, bahrain[key], part)
     blobs = blob_store_from_url(str(tmp_path / "blobs"))
     buf = _telemetry().to_parquet(index=False)
-    blobs.put(TELEMETRY_KEY.format(season=2023, round=1), buf)
+    blobs.put(blob_key("telemetry", "2023-01"), buf)
     resources = {"warehouse": WarehouseResource(url=url), "blob_store": BlobStoreResource(url=str(tmp_path / "blobs"))}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("races", ["2023-01", "2023-02"])
@@ -482,7 +484,7 @@ def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataF
                                 resources=resources, instance=instance)
         assert result.success
         evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
-        assert len(evals) == len(checks.LAP_FEATURE_CHECK_NAMES) + len(checks.TELEMETRY_FEATURE_CHECK_NAMES)
+        assert len(evals) == len(LAP_FEATURES) + len(TELEMETRY_FEATURES)
         assert not evals["pit_stops_per_result"].passed and evals["fuel_range"].passed
         mats = {m.asset_key.path[-1]: m for m in result.get_asset_materialization_events()}
         meta = mats["lap_features"].materialization.metadata
@@ -526,7 +528,7 @@ def test_a_failing_error_rule_blocks_and_keeps_the_stored_rows(bahrain: dict[str
         pass
 
     assert [s.blocking for s in lap_features.check_specs] == [
-        severity == "ERROR" for severity, _ in checks.LAP_FEATURE_CHECK_NAMES.values()]
+        r.severity == "ERROR" for r in LAP_FEATURES.values()]
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("races", ["2023-01"])
         assert dg.materialize([lap_features, downstream], partition_key="2023-01", resources=resources,

@@ -16,7 +16,7 @@ import pytest
 
 from f1_assets import sensors
 from f1_assets.assets import features, ingest_jolpica
-from f1_assets.assets.metadata import ALLOW_SHRINK_TAG
+from f1_assets.io_managers.warehouse import ALLOW_SHRINK_TAG
 from f1_assets.resources.jolpica import JolpicaClient, JolpicaTransientError
 from f1_assets.resources.rate_budget import FileLedger, RateLimiter
 from f1_assets.storage.blob import LocalBlobStore

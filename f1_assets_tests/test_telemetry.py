@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from f1_assets.assets.ingest_fastf1 import telemetry_checks, to_parquet_bytes
+from f1_assets.assets.ingest_fastf1 import telemetry_checks
 from f1_assets.storage.blob import LocalBlobStore, blob_store_from_url
 from f1_assets.transforms.telemetry import TELEMETRY_COLUMNS, merge_driver, merge_race_telemetry, tag_laps
 from f1_assets_tests.gcs_emulator import BUCKET, gcs_emulator
@@ -194,6 +194,8 @@ def test_parquet_round_trip_through_blob_stores(backend, generated, tmp_path, re
     else:
         store = LocalBlobStore(tmp_path)
     key = "telemetry/season=2018/round=04/telemetry.parquet"
-    store.put(key, to_parquet_bytes(race))
+    buffer = io.BytesIO()
+    race.to_parquet(buffer, index=False)
+    store.put(key, buffer.getvalue())
     back = pd.read_parquet(io.BytesIO(store.get(key)))
     pd.testing.assert_frame_equal(back, race)

@@ -1,10 +1,10 @@
 """FastF1 ingest assets, partitioned by race (2018+), with their asset checks.
 
-- `fastf1_laps`: FastF1's session laps (stints, compounds, tyre life, pit in/out, track status) →
-  warehouse table `fastf1_laps` (one partition swapped atomically) and Parquet
-  `fastf1/laps/season=YYYY/round=RR/laps.parquet` in the blob store.
+- `fastf1_laps`: FastF1's session laps (stints, compounds, tyre life, pit in/out, track status, sector
+  times) → warehouse table `fastf1_laps` through the warehouse IO manager.
 - `raw_telemetry`: car data + position merged per driver and tagged with lap numbers → Parquet
-  `telemetry/season=YYYY/round=RR/telemetry.parquet` (one race in memory at a time).
+  `telemetry/season=YYYY/round=RR/telemetry.parquet` through the Parquet IO manager (one race in
+  memory at a time).
 
 Both use the `fastf1` resource (`FastF1Resource`), pool `fastf1`, and report `live_timing_available`
 (ERROR, deliberately not blocking: `lap_features` is built without FastF1 data):
@@ -18,11 +18,10 @@ When something is stored and the upstream now has less (missing streams, unreach
 fewer rows) the step fails with a message naming both and writes nothing, unless the run carries the
 tag `f1/allow_shrink=true`. Malformed live-timing lines fail the step the same way. The ERROR rules on
 the rows themselves are blocking checks, evaluated before writing (`f1_assets.assets.metadata.reject`).
-The checks are declared with `check_specs` and their results returned with the materialization, so
-`CHECKS` is empty; definitions import `ASSETS` and `CHECKS` from here.
+The rules are `f1_assets.checks.rules.FASTF1_LAPS` and `RAW_TELEMETRY`, declared with `check_specs` and
+reported by the step, so `CHECKS` is empty; definitions import `ASSETS` and `CHECKS` from here.
 """
 
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,14 +29,12 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from f1_assets.assets.metadata import (
-    ALLOW_SHRINK_TAG,
-    allow_shrink,
-    blocking_failures,
-    check_specs,
-    describe_failures,
-    reject,
-)
+from f1_assets.assets.ingest_jolpica import drivers_in_results
+from f1_assets.checks import rules
+from f1_assets.checks.rules import COMPLETENESS_MIN, FASTF1_LAPS, LIVE_TIMING, RAW_TELEMETRY, gate, reject
+from f1_assets.io_managers import stored_object, stored_rows
+from f1_assets.io_managers.parquet import PREFIX_METADATA
+from f1_assets.io_managers.warehouse import ALLOW_SHRINK_TAG, allow_shrink
 from f1_assets.partitions import RaceKey, parse_race_key, races_partitions
 from f1_assets.resources.fastf1 import (
     TELEMETRY_STREAMS,
@@ -48,8 +45,8 @@ from f1_assets.resources.fastf1 import (
     LoadedRace,
 )
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
-from f1_assets.storage.warehouse import Warehouse
-from f1_assets.transforms.fastf1_laps import FASTF1_LAPS_COLUMNS, empty_rows, laps_to_rows, stints_by_driver
+from f1_assets.tables import table
+from f1_assets.transforms.fastf1_laps import empty_rows, laps_to_rows, stints_by_driver
 from f1_assets.transforms.telemetry import (
     TELEMETRY_COLUMNS,
     TelemetryStats,
@@ -60,22 +57,10 @@ from f1_assets.transforms.telemetry import (
 
 GROUP = "ingest_fastf1"
 MAX_FAILING_KEYS = 50  # failing keys listed in check metadata (the count is always complete)
-COMPLETENESS_MIN = 0.95
-LIVE_TIMING_CHECK = "live_timing_available"
+LIVE_TIMING_CHECK = LIVE_TIMING.name
 # the streams each asset is made of (raw_telemetry tags samples with laps from TimingData)
 TELEMETRY_ASSET_STREAMS = (*TELEMETRY_STREAMS, "TimingData", "DriverList")
-
-FASTF1_LAPS_SCHEMA = dg.TableSchema(
-    columns=[
-        dg.TableColumn(name, type_)
-        for name, type_ in zip(
-            FASTF1_LAPS_COLUMNS,
-            ["INTEGER", "INTEGER", "INTEGER", "TEXT", "TEXT", "INTEGER", "BIGINT", "INTEGER", "TEXT", "TEXT",
-             "BOOLEAN", "INTEGER", "BIGINT", "BIGINT", "TEXT", "BOOLEAN", "BOOLEAN"],
-            strict=True,
-        )
-    ]
-)
+TELEMETRY_PREFIX = "telemetry"  # raw_telemetry's objects: telemetry/season=YYYY/round=RR/telemetry.parquet
 TELEMETRY_SCHEMA = dg.TableSchema(
     columns=[
         dg.TableColumn(name, type_)
@@ -88,29 +73,8 @@ TELEMETRY_SCHEMA = dg.TableSchema(
 )
 
 
-def laps_blob_key(race: RaceKey) -> str:
-    return f"fastf1/laps/season={race.season:04d}/round={race.round:02d}/laps.parquet"
-
-
-def telemetry_blob_key(race: RaceKey) -> str:
-    return f"telemetry/season={race.season:04d}/round={race.round:02d}/telemetry.parquet"
-
-
-def to_parquet_bytes(df: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    df.to_parquet(buffer, index=False)
-    return buffer.getvalue()
-
-
 def _keys(values: Iterable[Any]) -> list[Any]:
     return list(values)[:MAX_FAILING_KEYS]
-
-
-def _results(warehouse: Warehouse, race: RaceKey) -> pd.DataFrame:
-    return warehouse.query(
-        "SELECT driver_number, driver_code, driver_id, laps FROM raw_results WHERE season = %s AND round = %s",
-        [race.season, race.round],
-    )
 
 
 Outcome = LoadedRace | FastF1NoSession | FastF1UpstreamError
@@ -179,9 +143,7 @@ class LiveTiming:
             "complete": "every stream this asset reads was served",
             "not_applicable": f"not applicable: {self.reason}",
         }.get(self.state, self.reason or self.state)
-        return dg.AssetCheckResult(check_name=LIVE_TIMING_CHECK, asset_key=asset, passed=self.passed,
-                                   severity=dg.AssetCheckSeverity.ERROR, description=description,
-                                   metadata=self.metadata())
+        return LIVE_TIMING.outcome(self.passed, self.metadata(), description).result(asset)
 
 
 def _refusal(what: str, race: RaceKey, reason: str, stored: str) -> str:
@@ -191,63 +153,45 @@ def _refusal(what: str, race: RaceKey, reason: str, stored: str) -> str:
 
 # ------------------------------------------------------------------------------------ fastf1_laps
 
-LAPS_RULES = {
-    "lap_numbers_within_race": ("ERROR", "Every lap number is 1..the race's laps (Jolpica results, else FastF1)"),
-    "drivers_in_results": ("ERROR", "Every FastF1 driver is in the race's Jolpica results"),
-    LIVE_TIMING_CHECK: ("ERROR", "FastF1 served every stream the laps are made of (2018+ races FastF1 "
-                                 "has a session for); failures name the missing streams or the unreachable host"),
-}
-LAPS_CHECK_SPECS = check_specs("fastf1_laps", LAPS_RULES, non_blocking=[LIVE_TIMING_CHECK])
+LAPS_CHECK_SPECS = rules.specs("fastf1_laps", FASTF1_LAPS.values())
 
 
 @dg.asset(
     partitions_def=races_partitions,
-    kinds={"pandas", "parquet", "postgres"},
+    kinds={"pandas", "sql"},
     pool="fastf1",
     group_name=GROUP,
-    deps=["raw_results"],
-    description="FastF1 session laps per race (2018+): stints, compounds, tyre life, pit in/out, track status.",
+    io_manager_key="warehouse_io_manager",
+    metadata={"dagster/column_schema": table("fastf1_laps").table_schema()},
+    description="FastF1 session laps per race (2018+): stints, compounds, tyre life, pit in/out, track status, "
+                "sector times.",
     check_specs=LAPS_CHECK_SPECS,
 )
 def fastf1_laps(
     context: dg.AssetExecutionContext,
     fastf1: FastF1Resource,
     warehouse: WarehouseResource,
-    blob_store: BlobStoreResource,
+    raw_results: pd.DataFrame,
 ) -> Iterator[Any]:
     race = parse_race_key(context.partition_key)
-    wh, store = warehouse.get(), blob_store.get()
-    partition = {"season": race.season, "round": race.round}
     outcome = _load(fastf1, race, telemetry=False)
     live = LiveTiming.of(outcome, None)
-    results = _results(wh, race)
-    rows = _lap_rows(outcome, results) if isinstance(outcome, LoadedRace) else empty_rows()
+    rows = _lap_rows(outcome, raw_results) if isinstance(outcome, LoadedRace) else empty_rows()
     total_laps = outcome.total_laps if isinstance(outcome, LoadedRace) else None
-    checks = [*laps_checks(rows, results, total_laps), live.check("fastf1_laps")]
+    checks = [*laps_checks(rows, raw_results, total_laps), live.check("fastf1_laps")]
 
-    stored = wh.count("fastf1_laps", partition)
+    stored = stored_rows(warehouse, "fastf1_laps", context.partition_key)
     kept = f"{stored} rows" if stored else "nothing"
-    blocked = blocking_failures(checks, LAPS_CHECK_SPECS)
-    if blocked:
-        yield from reject(checks, f"fastf1_laps for race {race.key}: {describe_failures(blocked)}. Nothing was "
-                                  f"written; what is stored ({kept}) is kept.")
-    shrink = allow_shrink(context)
-    if stored and not shrink and (not live.passed or len(rows) < stored):
+    yield from gate(checks, LAPS_CHECK_SPECS, f"fastf1_laps for race {race.key}", kept)
+    if stored and not allow_shrink(context.run.tags) and (not live.passed or len(rows) < stored):
         reason = live.reason if not live.passed else (
             f"{len(rows)} rows now, fewer than stored" + (f" ({live.reason})" if live.reason else ""))
         yield from reject([live.check("fastf1_laps")], _refusal("FastF1 laps", race, reason, kept))
-
-    url = None
-    if len(rows) or stored:
-        wh.replace_partition("fastf1_laps", rows, partition, allow_shrink=shrink)
-    if len(rows):
-        url = store.put(laps_blob_key(race), to_parquet_bytes(rows), "application/vnd.apache.parquet")
-    elif stored:
-        store.delete(laps_blob_key(race))
     reason = None
     if not len(rows):
         reason = live.reason if live.state != "complete" else "FastF1 returned no laps"
-    yield _laps_result(race, rows, checks, live, reason=reason, url=url)
+    yield from checks
+    yield dg.Output(rows, metadata=_laps_metadata(race, rows, live, reason=reason))
 
 
 def _lap_rows(loaded: LoadedRace, results: pd.DataFrame) -> pd.DataFrame:
@@ -260,35 +204,23 @@ def _lap_rows(loaded: LoadedRace, results: pd.DataFrame) -> pd.DataFrame:
     return laps_to_rows(loaded.laps, loaded.race.season, loaded.race.round, driver_ids)
 
 
-def _laps_result(
-    race: RaceKey,
-    rows: pd.DataFrame,
-    checks: list[dg.AssetCheckResult],
-    live: LiveTiming,
-    *,
-    reason: str | None,
-    url: str | None,
-) -> dg.MaterializeResult:
+def _laps_metadata(race: RaceKey, rows: pd.DataFrame, live: LiveTiming, *, reason: str | None) -> dict[str, Any]:
     metadata: dict[str, Any] = {
-        "dagster/row_count": len(rows),
-        "dagster/column_schema": FASTF1_LAPS_SCHEMA,
         "race": race.key,
         "drivers": int(rows["driver_number"].nunique()) if len(rows) else 0,
         **live.metadata(),
     }
     if reason:
         metadata["empty_reason"] = reason
-    if url:
-        metadata["parquet"] = dg.MetadataValue.path(url)
     if len(rows):
         sc = rows["track_status"].fillna("").str.contains("4")
-        metadata["safety_car_laps"] = sorted(int(n) for n in rows.loc[sc, "lap_number"].unique())
+        metadata["safety_car_laps"] = dg.MetadataValue.json(sorted(int(n) for n in rows.loc[sc, "lap_number"].unique()))
         metadata["stints"] = dg.MetadataValue.json(stints_by_driver(rows))
-    return dg.MaterializeResult(metadata=metadata, check_results=checks)
+    return metadata
 
 
 def laps_checks(rows: pd.DataFrame, results: pd.DataFrame, fastf1_total_laps: Any = None) -> list[dg.AssetCheckResult]:
-    """The two `fastf1_laps` checks on a race's rows and its Jolpica results (possibly empty)."""
+    """The two `fastf1_laps` row checks on a race's rows and its Jolpica results (possibly empty)."""
     race_laps = int(results["laps"].max()) if len(results) else None
     source = "raw_results"
     if race_laps is None and fastf1_total_laps is not None and pd.notna(fastf1_total_laps):
@@ -297,53 +229,20 @@ def laps_checks(rows: pd.DataFrame, results: pd.DataFrame, fastf1_total_laps: An
         bad = rows.iloc[0:0]
     else:
         bad = rows[(rows["lap_number"] < 1) | (rows["lap_number"] > race_laps)]
-    lap_check = dg.AssetCheckResult(
-        check_name="lap_numbers_within_race",
-        asset_key="fastf1_laps",
-        passed=len(bad) == 0,
-        metadata={
-            "race_laps": race_laps if race_laps is not None else "unknown",
-            "race_laps_from": source if race_laps is not None else "none",
-            "rows": len(rows),
-            "failing_rows": len(bad),
-            "failing_keys": _keys(f"{c}#{n}" for c, n in zip(bad["driver_code"], bad["lap_number"], strict=True)),
-        },
-    )
-    return [lap_check, _drivers_in_results("fastf1_laps", rows["driver_number"] if len(rows) else [], results)]
-
-
-def _drivers_in_results(asset: str, driver_numbers: Iterable[Any], results: pd.DataFrame) -> dg.AssetCheckResult:
-    present = sorted({int(n) for n in driver_numbers})
-    if not present:
-        return dg.AssetCheckResult(check_name="drivers_in_results", asset_key=asset, passed=True,
-                                   metadata={"drivers": 0, "note": "no rows to check"})
-    if len(results) == 0:
-        return dg.AssetCheckResult(
-            check_name="drivers_in_results", asset_key=asset, passed=False, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"drivers": len(present), "note": "no raw_results rows for this race: materialize raw_results"},
-        )
-    known = {int(n) for n in results["driver_number"].dropna()}
-    unknown = [n for n in present if n not in known]
-    return dg.AssetCheckResult(
-        check_name="drivers_in_results", asset_key=asset, passed=not unknown,
-        metadata={"drivers": len(present), "results_drivers": len(known), "failing_count": len(unknown),
-                  "failing_keys": _keys(unknown)},
-    )
+    lap_check = FASTF1_LAPS["lap_numbers_within_race"].outcome(len(bad) == 0, {
+        "race_laps": race_laps if race_laps is not None else "unknown",
+        "race_laps_from": source if race_laps is not None else "none",
+        "rows": len(rows),
+        "failing_rows": len(bad),
+        "failing_keys": _keys(f"{c}#{n}" for c, n in zip(bad["driver_code"], bad["lap_number"], strict=True)),
+    })
+    drivers = drivers_in_results(rows["driver_number"], results, key="driver_number", without_results="WARN")
+    return rules.results("fastf1_laps", [lap_check, drivers])
 
 
 # ---------------------------------------------------------------------------------- raw_telemetry
 
-TELEMETRY_RULES = {
-    "throttle_range": ("ERROR", "Throttle is 0–100 %"),
-    "speed_range": ("ERROR", "Speed is 0–400 km/h"),
-    "gear_range": ("ERROR", "nGear is 0–8"),
-    "lap_numbers_within_race": ("ERROR", "Tagged lap numbers are 1..the race's laps"),
-    "completeness": ("WARN", f"Per driver, ≥ {COMPLETENESS_MIN:.0%} of samples have every channel"),
-    "drivers_in_results": ("ERROR", "Every telemetry driver is in the race's Jolpica results"),
-    LIVE_TIMING_CHECK: ("ERROR", "FastF1 served car data, position and timing data (2018+ races FastF1 has "
-                                 "a session for); failures name the missing streams or the unreachable host"),
-}
-TELEMETRY_CHECK_SPECS = check_specs("raw_telemetry", TELEMETRY_RULES, non_blocking=[LIVE_TIMING_CHECK])
+TELEMETRY_CHECK_SPECS = rules.specs("raw_telemetry", RAW_TELEMETRY.values())
 NO_TELEMETRY = TelemetryStats(0, 0, 0, 0, 0)
 
 
@@ -353,21 +252,20 @@ NO_TELEMETRY = TelemetryStats(0, 0, 0, 0, 0)
     pool="fastf1",
     group_name=GROUP,
     deps=[fastf1_laps],
+    io_manager_key="parquet_io_manager",
+    metadata={PREFIX_METADATA: TELEMETRY_PREFIX, "dagster/column_schema": TELEMETRY_SCHEMA},
     description="Car data + position merged per driver, tagged with lap numbers (one Parquet per race, 2018+).",
     check_specs=TELEMETRY_CHECK_SPECS,
 )
 def raw_telemetry(
     context: dg.AssetExecutionContext,
     fastf1: FastF1Resource,
-    warehouse: WarehouseResource,
     blob_store: BlobStoreResource,
+    raw_results: pd.DataFrame,
 ) -> Iterator[Any]:
     race = parse_race_key(context.partition_key)
-    store = blob_store.get()
-    key = telemetry_blob_key(race)
     outcome = _load(fastf1, race, telemetry=True)
     live = LiveTiming.of(outcome, TELEMETRY_ASSET_STREAMS)
-    results = _results(warehouse.get(), race)
 
     frame, stats, race_laps = empty_telemetry(), NO_TELEMETRY, None
     if isinstance(outcome, LoadedRace) and (outcome.car_data or outcome.pos_data):
@@ -377,56 +275,24 @@ def raw_telemetry(
         laps = outcome.laps
         frame, stats = merge_race_telemetry(outcome.car_data, outcome.pos_data, laps, codes)
         race_laps = int(laps["LapNumber"].max()) if len(laps) else outcome.total_laps
-    checks = [*telemetry_checks(frame, results, race_laps), live.check("raw_telemetry")]
+    checks = [*telemetry_checks(frame, raw_results, race_laps), live.check("raw_telemetry")]
 
-    stored = f"telemetry Parquet {store.url(key)}" if store.exists(key) else None
-    blocked = blocking_failures(checks, TELEMETRY_CHECK_SPECS)
-    if blocked:
-        yield from reject(checks, f"raw_telemetry for race {race.key}: {describe_failures(blocked)}. Nothing "
-                                  f"was written; what is stored ({stored or 'nothing'}) is kept.")
-    if stored and not allow_shrink(context) and (not live.passed or frame.empty):
+    url = stored_object(blob_store, TELEMETRY_PREFIX, context.partition_key)
+    stored = f"telemetry Parquet {url}" if url else "nothing"
+    yield from gate(checks, TELEMETRY_CHECK_SPECS, f"raw_telemetry for race {race.key}", stored)
+    if url and not allow_shrink(context.run.tags) and (not live.passed or frame.empty):
         yield from reject([live.check("raw_telemetry")],
                           _refusal("telemetry", race, live.reason or "no telemetry now", stored))
-
-    url, size = None, 0
-    if len(frame):
-        data = to_parquet_bytes(frame)
-        url, size = store.put(key, data, "application/vnd.apache.parquet"), len(data)
-    elif stored:
-        store.delete(key)
     reason = None
     if frame.empty:
         reason = live.reason if live.state != "complete" else "FastF1 returned no car telemetry"
-    yield _telemetry_result(race, stats, checks, live, reason=reason, url=url, size=size)
-
-
-def _telemetry_result(
-    race: RaceKey,
-    stats: TelemetryStats,
-    checks: list[dg.AssetCheckResult],
-    live: LiveTiming,
-    *,
-    reason: str | None,
-    url: str | None,
-    size: int,
-) -> dg.MaterializeResult:
-    metadata: dict[str, Any] = {
-        "dagster/row_count": stats.rows,
-        "dagster/column_schema": TELEMETRY_SCHEMA,
-        "race": race.key,
-        "rows": stats.rows,
-        "drivers": stats.drivers,
-        "samples": stats.samples,
-        "interpolated": stats.interpolated,
-        "gap_samples": stats.gap_samples,
-        "bytes": size,
-        **live.metadata(),
-    }
+    metadata: dict[str, Any] = {"race": race.key, "rows": stats.rows, "drivers": stats.drivers,
+                                "samples": stats.samples, "interpolated": stats.interpolated,
+                                "gap_samples": stats.gap_samples, **live.metadata()}
     if reason:
         metadata["empty_reason"] = reason
-    if url:
-        metadata["parquet"] = dg.MetadataValue.path(url)
-    return dg.MaterializeResult(metadata=metadata, check_results=checks)
+    yield from checks
+    yield dg.Output(frame, metadata=metadata)  # empty: the IO manager removes a stale object
 
 
 def telemetry_checks(
@@ -439,16 +305,14 @@ def telemetry_checks(
         bad = frame.loc[mask, ["Driver", "DriverNumber", "SessionTime"]].head(MAX_FAILING_KEYS)
         return [f"{d or n}@{t}" for d, n, t in zip(bad["Driver"], bad["DriverNumber"], bad["SessionTime"], strict=True)]
 
-    def range_check(name: str, column: str, low: float, high: float, unit: str) -> dg.AssetCheckResult:
+    def range_check(name: str, column: str, low: float, high: float, unit: str) -> rules.CheckOutcome:
         values = frame[column]
         mask = values.notna() & ((values < low) | (values > high))
-        return dg.AssetCheckResult(
-            check_name=name, asset_key=asset, passed=not mask.any(),
-            metadata={"range": f"{low:g}–{high:g} {unit}", "checked": int(values.notna().sum()),
-                      "failing_count": int(mask.sum()), "failing_keys": sample_keys(mask),
-                      "min": float(values.min()) if values.notna().any() else None,
-                      "max": float(values.max()) if values.notna().any() else None},
-        )
+        return RAW_TELEMETRY[name].outcome(not mask.any(), {
+            "range": f"{low:g}–{high:g} {unit}", "checked": int(values.notna().sum()),
+            "failing_count": int(mask.sum()), "failing_keys": sample_keys(mask),
+            "min": float(values.min()) if values.notna().any() else None,
+            "max": float(values.max()) if values.notna().any() else None})
 
     checks = [
         range_check("throttle_range", "Throttle", 0, 100, "%"),
@@ -458,23 +322,20 @@ def telemetry_checks(
     race_laps = int(results["laps"].max()) if len(results) else fastf1_race_laps
     laps = frame["LapNumber"]
     lap_mask = laps.notna() & ((laps < 1) | (laps > (race_laps if race_laps is not None else float("inf"))))
-    checks.append(dg.AssetCheckResult(
-        check_name="lap_numbers_within_race", asset_key=asset, passed=not lap_mask.any(),
-        metadata={"race_laps": race_laps if race_laps is not None else "unknown",
-                  "untagged_samples": int(laps.isna().sum()), "failing_count": int(lap_mask.sum()),
-                  "failing_keys": sample_keys(lap_mask)},
-    ))
+    checks.append(RAW_TELEMETRY["lap_numbers_within_race"].outcome(not lap_mask.any(), {
+        "race_laps": race_laps if race_laps is not None else "unknown",
+        "untagged_samples": int(laps.isna().sum()), "failing_count": int(lap_mask.sum()),
+        "failing_keys": sample_keys(lap_mask)}))
     completeness = completeness_by_driver(frame)
     low = completeness[completeness["complete"] < COMPLETENESS_MIN]
-    checks.append(dg.AssetCheckResult(
-        check_name="completeness", asset_key=asset, passed=low.empty, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"threshold": COMPLETENESS_MIN, "drivers": len(completeness), "failing_count": len(low),
-                  "failing_keys": _keys(f"{d or n}:{c:.3f}" for d, n, c in
-                                        zip(low["Driver"], low["DriverNumber"], low["complete"], strict=True)),
-                  "worst": float(completeness["complete"].min()) if len(completeness) else None},
-    ))
-    checks.append(_drivers_in_results(asset, frame["DriverNumber"].unique(), results))
-    return checks
+    checks.append(RAW_TELEMETRY["completeness"].outcome(low.empty, {
+        "threshold": COMPLETENESS_MIN, "drivers": len(completeness), "failing_count": len(low),
+        "failing_keys": _keys(f"{d or n}:{c:.3f}" for d, n, c in
+                              zip(low["Driver"], low["DriverNumber"], low["complete"], strict=True)),
+        "worst": float(completeness["complete"].min()) if len(completeness) else None}))
+    checks.append(drivers_in_results(pd.Series(frame["DriverNumber"].unique()), results, key="driver_number",
+                                     without_results="WARN"))
+    return rules.results(asset, checks)
 
 
 ASSETS = [fastf1_laps, raw_telemetry]

@@ -1,6 +1,10 @@
 """Raw Jolpica (Ergast) assets: the season calendar and, per race, results, qualifying, sprint, laps
 and pit stops — typed tables in the warehouse, every upstream page in the raw archive.
 
+Each asset fetches and validates its pages (totals agree, rows = total, pandera), evaluates its rules
+(`f1_assets.checks.rules.RAW`) on the frame and only then returns it: the warehouse IO manager writes
+the partition; the accepted pages are archived after that write.
+
 Data provided by Jolpica/Ergast. Loaded by `f1_assets.definitions`.
 """
 
@@ -8,6 +12,7 @@ Data provided by Jolpica/Ergast. Loaded by `f1_assets.definitions`.
 import datetime as dt
 import hashlib
 import random
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -17,14 +22,9 @@ import pandera.pandas as pa
 from pydantic import Field
 
 from f1_assets import schemas, settings
-from f1_assets.assets.metadata import (
-    ALLOW_SHRINK_TAG,
-    allow_shrink,
-    blocking_failures,
-    describe_failures,
-    reject,
-    table_schema,
-)
+from f1_assets.checks import rules
+from f1_assets.checks.rules import RAW, gate, reject
+from f1_assets.io_managers import read_table, stored_rows
 from f1_assets.partitions import (
     RaceKey,
     current_season,
@@ -44,7 +44,7 @@ from f1_assets.resources.jolpica import (
 )
 from f1_assets.resources.rate_budget import RateBudgetExhausted
 from f1_assets.resources.storage import WarehouseResource
-from f1_assets.storage.warehouse import ShrinkRefused, Warehouse
+from f1_assets.tables import table
 from f1_assets.transforms import jolpica as parse
 
 GROUP = "ingest_jolpica"
@@ -161,23 +161,10 @@ def accept(
     return df, fetched
 
 
-def write_partition(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, table: str, df: pd.DataFrame, partition: dict
-) -> int:
-    """Replace the partition's rows; a smaller version than the stored one fails (unless the run allows it)."""
-    try:
-        return warehouse.replace_partition(table, df, partition, allow_shrink=allow_shrink(context))
-    except ShrinkRefused as exc:
-        raise dg.Failure(
-            description=f"partition {context.partition_key}: {exc}",
-            metadata={"stored_rows": exc.stored, "new_rows": exc.new, "allow_shrink_tag": ALLOW_SHRINK_TAG},
-            allow_retries=False,
-        ) from exc
-
-
-def race_info(warehouse: Warehouse, client: JolpicaClient, key: RaceKey) -> RaceInfo:
+def race_info(warehouse: WarehouseResource, client: JolpicaClient, key: RaceKey) -> RaceInfo:
     """The race's calendar row: from raw_races, else from the season schedule (archived)."""
-    rows = warehouse.read_partition("raw_races", {"season": key.season, "round": key.round})
+    season = read_table(warehouse, "raw_races", str(key.season))
+    rows = season[season["round"] == key.round]
     if rows.empty:
         fetched = _fetch(client, str(key.season), settled=key.season < current_season())
         schedule, fetched = accept(client, fetched, parse.parse_schedule, schemas.RAW_RACES, "raw_races",
@@ -191,6 +178,15 @@ def race_info(warehouse: Warehouse, client: JolpicaClient, key: RaceKey) -> Race
             )
     row = rows.iloc[0]
     return RaceInfo(key, pd.Timestamp(row["race_date"]).date(), bool(row["has_sprint"]), str(row["circuit_id"]))
+
+
+def versioned_output(frame: pd.DataFrame, version: str, metadata: dict) -> dg.Output:
+    """The frame for the IO manager, with the upstream payload hash as its data version (what the
+    corrections sensor compares). `Output(data_version=)` is Dagster's one way to version an output an
+    IO manager writes; it is marked beta, so its BetaWarning is silenced here, and only here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(frame, metadata=metadata, data_version=dg.DataVersion(version))
 
 
 def _fetch_metadata(fetched: Sequence[FetchResult], settled: bool) -> dict:
@@ -252,35 +248,41 @@ def prefetch_season_tables(
     return accepted, rejected
 
 
+def race_row_hashes(schedule: pd.DataFrame) -> dict[str, str]:
+    """A short hash of each race's calendar row, by race key: what a calendar correction changes."""
+    return {race_key(int(r["season"]), int(r["round"])):
+            hashlib.sha256(r.to_json(date_format="iso").encode()).hexdigest()[:16]
+            for _, r in schedule.iterrows()}
+
+
 @dg.asset(
     partitions_def=seasons_partitions,
     group_name=GROUP,
     kinds=KINDS,
     pool="jolpica",
     retry_policy=RETRY_POLICY,
+    io_manager_key="warehouse_io_manager",
+    metadata={"dagster/column_schema": table("raw_races").table_schema()},
     description="Season schedule (raw races). Registers the `races` partitions of races that have run, "
     "in chronological order. Data provided by Jolpica/Ergast.",
-    check_specs=[dg.AssetCheckSpec("row_count_matches_upstream", asset="raw_races", blocking=True,
-                                   description="Rows equal MRData.total, and the season has races (ERROR).")],
+    check_specs=[RAW["row_count_matches_upstream"].spec("raw_races")],
 )
 def raw_races(
-    context: dg.AssetExecutionContext, config: CalendarConfig, jolpica: JolpicaResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, config: CalendarConfig, jolpica: JolpicaResource,
+    warehouse: WarehouseResource,
 ):
     season = parse_season(context.partition_key)
     client = jolpica.client(log=context.log.info)
     fetched = _fetch(client, str(season), settled=season < current_season())
     df, fetched = accept(client, fetched, parse.parse_schedule, schemas.RAW_RACES, "raw_races", context.log.warning)
-    checks = [dg.AssetCheckResult(
-        check_name="row_count_matches_upstream", passed=len(df) == fetched.total and len(df) > 0,
-        metadata={"rows": len(df), "upstream_total": fetched.total, "url": fetched.source(0)},
-    )]
+    checks = [RAW["row_count_matches_upstream"].outcome(
+        len(df) == fetched.total and len(df) > 0,
+        {"rows": len(df), "upstream_total": fetched.total, "url": fetched.source(0)},
+    ).result("raw_races")]
     if not checks[0].passed:
-        stored = warehouse.get().count("raw_races", {"season": season})
+        stored = stored_rows(warehouse, "raw_races", context.partition_key)
         yield from reject(checks, f"raw_races {season}: the schedule has {len(df)} races ({fetched.source(0)}); "
                           f"nothing was written, the {stored} stored rows are kept")
-    written = write_partition(context, warehouse.get(), "raw_races", df, {"season": season})
-    archive_note: dict = {}
-    _archive(context, client, fetched, archive_note)
     prefetched: list[FetchResult] = []
     rejected: dict[str, str] = {}
     if config.prefetch_season_tables and season_settled(df, jolpica.effective_settle_days()):
@@ -291,25 +293,21 @@ def raw_races(
     keys = [race_key(int(r.season), int(r.round)) for r in run.itertuples()]
     existing = set(context.instance.get_dynamic_partitions(races_partitions.name))
     new_keys = [k for k in keys if k not in existing]
+    yield from checks
+    yield versioned_output(df, fetched.payload_hash, {
+        **_fetch_metadata([fetched, *prefetched], season < current_season()),
+        "upstream_total": fetched.total,
+        "season_tables_prefetched": dg.MetadataValue.json({f.path: f.total for f in prefetched}),
+        **({"season_tables_rejected": dg.MetadataValue.json(rejected)} if rejected else {}),
+        "races_run": len(keys),
+        "partitions_added": dg.MetadataValue.json(new_keys),
+        "race_rows": dg.MetadataValue.json(race_row_hashes(df)),
+    })
+    # after the IO manager wrote the season's rows: archive the pages, then register the races
+    _archive(context, client, fetched)
     if new_keys:
         context.instance.add_dynamic_partitions(races_partitions.name, new_keys)
     context.log.info(f"season {season}: {len(df)} races scheduled, {len(keys)} run, {len(new_keys)} new partitions")
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": written,
-            "dagster/column_schema": table_schema(df),
-            **_fetch_metadata([fetched, *prefetched], season < current_season()),
-            "upstream_total": fetched.total,
-            "season_tables_prefetched": dg.MetadataValue.json({f.path: f.total for f in prefetched}),
-            **({"season_tables_rejected": dg.MetadataValue.json(rejected)} if rejected else {}),
-            "allow_shrink": allow_shrink(context),
-            **archive_note,
-            "races_run": len(keys),
-            "partitions_added": dg.MetadataValue.json(new_keys),
-        },
-        data_version=dg.DataVersion(fetched.payload_hash),
-        check_results=checks,
-    )
 
 
 # ------------------------------------------------------------------------- per race
@@ -365,8 +363,6 @@ class StagedTable:
     metadata: dict
     fetched: FetchResult | None  # None: not upstream for this race's era/schedule (explained empty)
     client: JolpicaClient
-    warehouse: Warehouse
-    partition: dict
 
 
 def stage_race_table(
@@ -375,17 +371,14 @@ def stage_race_table(
     """Fetch and validate one race table: every page agrees on MRData.total, the rows equal it and the
     schema holds. Nothing is written or archived here (`land` does that once the checks pass)."""
     key = parse_race_key(context.partition_key)
-    wh = warehouse.get()
     client = jolpica.client(log=context.log.info)
-    info = race_info(wh, client, key)
+    info = race_info(warehouse, client, key)
     partition = {"season": key.season, "round": key.round}
     reason = _not_upstream_reason(spec, info)
     if reason is not None:
-        empty = spec.parser([])
         context.log.info(f"{spec.table} {key.key}: empty — {reason}")
-        metadata = {"dagster/column_schema": table_schema(empty), "empty_reason": reason,
-                    "upstream_requests": client.stats.requests}
-        return StagedTable(spec, empty, metadata, None, client, wh, partition)
+        metadata = {"empty_reason": reason, "upstream_requests": client.stats.requests}
+        return StagedTable(spec, spec.parser([]), metadata, None, client)
 
     settled = dt.date.today() - info.race_date > dt.timedelta(days=jolpica.effective_settle_days())
     df = fetched = None
@@ -410,10 +403,8 @@ def stage_race_table(
         df, fetched = accept(client, fetched, spec.parser, spec.schema, spec.table, context.log.warning,
                              expect=partition)
     metadata = {
-        "dagster/column_schema": table_schema(df),
         **_fetch_metadata([fetched], settled),
         "upstream_requests": client.stats.requests,  # includes a schedule fetch if raw_races lacked the race
-        "allow_shrink": allow_shrink(context),
     }
     if client.stats.quarantined:
         metadata["quarantined"] = dg.MetadataValue.json(client.stats.quarantined)
@@ -421,174 +412,144 @@ def stage_race_table(
         metadata["source"] = f"season pages {fetched.path} from the raw archive"
     if fetched.total == 0:
         metadata["empty_reason"] = f"upstream has no {spec.endpoint} for {key.key} (yet)"
-    return StagedTable(spec, df, metadata, fetched, client, wh, partition)
+    return StagedTable(spec, df, metadata, fetched, client)
 
 
-def _archive(context: dg.AssetExecutionContext, client: JolpicaClient, fetched: FetchResult, metadata: dict) -> None:
+def _archive(context: dg.AssetExecutionContext, client: JolpicaClient, fetched: FetchResult) -> None:
     """Archive accepted pages after the write. The rows are right either way: a store that refuses the
-    write (read-only, permissions, a bucket error) is logged and shown in metadata, and the next run
-    of a settled race fetches from upstream instead of the archive."""
+    write (read-only, permissions, a bucket error) is logged as a warning, and the next run of a settled
+    race fetches from upstream instead of the archive."""
     try:
         client.archive_accepted(fetched)
     except Exception as exc:  # noqa: BLE001 — any storage error; the rows are already written and valid
-        message = settings.redact(f"raw archive not written for {fetched.path}: {type(exc).__name__}: {exc}")
-        context.log.warning(message)
-        metadata["archive_error"] = message
+        context.log.warning(settings.redact(f"raw archive not written for {fetched.path}: "
+                                            f"{type(exc).__name__}: {exc}"))
 
 
 def land(
-    context: dg.AssetExecutionContext, staged: StagedTable, checks: list[dg.AssetCheckResult],
-    specs: Sequence[dg.AssetCheckSpec],
-) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
-    """Write and archive a staged table once its blocking checks pass; else report them and fail.
+    context: dg.AssetExecutionContext, staged: StagedTable, outcomes: list[rules.CheckOutcome],
+    warehouse: WarehouseResource,
+) -> Iterator[dg.AssetCheckResult | dg.Output]:
+    """Hand a staged table to the IO manager once its blocking checks pass; else report them and fail.
 
     The checks run on the frame *before* the write: a blocking failure records the check results, fails
     the step (no retry) and writes nothing — the stored rows stay and downstream steps are skipped.
-    Then the write (refusing a smaller version) and only then the archive of the pages."""
-    blocked = blocking_failures(checks, specs)
-    if blocked:
-        stored = staged.warehouse.count(staged.spec.table, staged.partition)
-        yield from reject(checks, f"{staged.spec.table} {context.partition_key}: blocking checks failed on the new "
-                          f"version ({len(staged.df)} rows): {describe_failures(blocked)}; nothing was written, "
-                          f"the {stored} stored rows are kept")
-    written = write_partition(context, staged.warehouse, staged.spec.table, staged.df, staged.partition)
-    if staged.fetched is not None:
-        _archive(context, staged.client, staged.fetched, staged.metadata)
+    Then the IO manager's write (refusing a smaller version) and only then the archive of the pages."""
+    asset = staged.spec.asset
+    checks = rules.results(asset, outcomes)
+    yield from gate(checks, CHECK_SPECS[asset], f"{asset} {context.partition_key} ({len(staged.df)} rows)",
+                    stored_rows(warehouse, staged.spec.table, context.partition_key))
+    yield from checks
     version = staged.fetched.payload_hash if staged.fetched else "empty"
-    yield dg.MaterializeResult(metadata={"dagster/row_count": written, **staged.metadata},
-                               data_version=dg.DataVersion(version), check_results=checks)
+    yield versioned_output(staged.df, version, staged.metadata)
+    if staged.fetched is not None:  # resumed after the IO manager wrote the rows
+        _archive(context, staged.client, staged.fetched)
 
 
-def _has_rows_check(asset: str, df: pd.DataFrame, fetched: FetchResult | None,
-                    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+def _has_rows(df: pd.DataFrame, fetched: FetchResult | None) -> rules.CheckOutcome:
     """A race that has run has rows for every table its era and schedule say exist."""
     if fetched is None:
-        return dg.AssetCheckResult(asset_key=asset, check_name="has_rows", passed=True,
-                                   metadata={"rows": 0, "note": "not upstream for this race (see empty_reason)"})
-    return dg.AssetCheckResult(
-        asset_key=asset, check_name="has_rows", passed=len(df) > 0, severity=severity,
-        metadata={"rows": len(df), "upstream_total": fetched.total, "url": fetched.source(0),
-                  **({} if len(df) else {"reason": f"the upstream answered 0 rows ({fetched.source(0)}) for a race "
-                                                   "that has run; re-polled until it has them"})},
-    )
+        return RAW["has_rows"].outcome(True, {"rows": 0, "note": "not upstream for this race (see empty_reason)"})
+    reason = {} if len(df) else {"reason": f"the upstream answered 0 rows ({fetched.source(0)}) for a race that has "
+                                           "run; re-polled until it has them"}
+    return RAW["has_rows"].outcome(len(df) > 0, {"rows": len(df), "upstream_total": fetched.total,
+                                                 "url": fetched.source(0), **reason})
 
 
-def _row_count_check(asset: str, written: int, fetched: FetchResult | None) -> dg.AssetCheckResult:
+def _row_count(rows: int, fetched: FetchResult | None) -> rules.CheckOutcome:
     expected = fetched.total if fetched else 0
-    return dg.AssetCheckResult(
-        asset_key=asset,
-        check_name="row_count_matches_upstream",
-        passed=written == expected,
-        metadata={"rows": written, "upstream_total": expected},
-    )
+    return RAW["row_count_matches_upstream"].outcome(rows == expected, {"rows": rows, "upstream_total": expected})
 
 
-def _positions_check(asset: str, df: pd.DataFrame, starters: int, column: str = "position") -> dg.AssetCheckResult:
-    pos = df[column].dropna()
+def _positions(df: pd.DataFrame, starters: int, column: str = "position") -> rules.CheckOutcome:
     bad = df.loc[df[column].notna() & ((df[column] < 1) | (df[column] > max(starters, 1)))]
     keys = bad.get("driver_id", pd.Series(dtype=object)).astype(str).head(20).tolist()
-    return dg.AssetCheckResult(
-        asset_key=asset,
-        check_name="positions_in_range",
-        passed=bad.empty,
-        metadata={"checked": len(pos), "starters": starters, "failing": len(bad), "failing_keys": keys},
-    )
+    return RAW["positions_in_range"].outcome(bad.empty, {"checked": int(df[column].notna().sum()),
+                                                        "starters": starters, "failing": len(bad),
+                                                        "failing_keys": keys})
 
 
-def _drivers_in_results_check(asset: str, df: pd.DataFrame, results: pd.DataFrame) -> dg.AssetCheckResult:
-    missing = sorted(set(df["driver_id"]) - set(results["driver_id"]))
-    return dg.AssetCheckResult(
-        asset_key=asset,
-        check_name="drivers_in_results",
-        passed=not missing,
-        metadata={"drivers": int(df["driver_id"].nunique()), "failing_keys": missing[:20]},
-    )
-
-
-def _results_for(warehouse: WarehouseResource, key: RaceKey) -> pd.DataFrame:
-    return warehouse.get().read_partition("raw_results", {"season": key.season, "round": key.round})
-
-
-# ERROR checks about a table's own rows are blocking: downstream assets of the same run do not build on them
-_CHECK_DESCRIPTIONS = {
-    "row_count_matches_upstream": "Rows written equal MRData.total (ERROR, blocking).",
-    "has_rows": "A race that has run has rows where its era and schedule say upstream has them (ERROR, blocking).",
-    "positions_in_range": "Positions are 1..the race's starters (ERROR, blocking).",
-    "drivers_in_results": "Every driver is in the race's results (ERROR, blocking).",
-    "lap_times_positive": "Lap times are > 0 (ERROR, blocking; the schema refuses 0 before any write).",
-    "joins_race": "Every result row joins its race in raw_races (WARN: the calendar may lag).",
-}
+def drivers_in_results(drivers: pd.Series, results: pd.DataFrame, key: str = "driver_id",
+                       without_results: str = "ERROR") -> rules.CheckOutcome:
+    """The one `drivers_in_results` rule: every driver (by `key`: driver_id or driver_number) of the rows
+    is in the race's Jolpica results. Rows but no results fail with severity `without_results` (ERROR
+    for Jolpica's own tables; WARN for FastF1's, whose host is another)."""
+    present = sorted({int(v) if key == "driver_number" else str(v) for v in drivers.dropna()})
+    rule = rules.DRIVERS_IN_RESULTS
+    if not present:
+        return rule.outcome(True, {"drivers": 0, "note": "no rows to check"})
+    if len(results) == 0:
+        return rule.outcome(False, {"drivers": len(present),
+                                    "note": "no raw_results rows for this race: materialize raw_results"},
+                            severity=without_results)
+    known = {int(v) if key == "driver_number" else str(v) for v in results[key].dropna()}
+    missing = [d for d in present if d not in known]
+    return rule.outcome(not missing, {"drivers": len(present), "results_drivers": len(known),
+                                      "failing_count": len(missing), "failing_keys": missing[:rules.MAX_KEYS]})
 
 
 CHECK_SPECS: dict[str, list[dg.AssetCheckSpec]] = {}
 
 
-def _spec_checks(asset: str, *names: str, extra: Sequence[dg.AssetCheckSpec] = ()) -> list[dg.AssetCheckSpec]:
-    specs = [dg.AssetCheckSpec(n, asset=asset, blocking=True, description=_CHECK_DESCRIPTIONS[n])
-             for n in ("row_count_matches_upstream", "has_rows", *names)] + list(extra)
+def _spec_checks(asset: str, *names: str) -> list[dg.AssetCheckSpec]:
+    specs = rules.specs(asset, [RAW[n] for n in ("row_count_matches_upstream", "has_rows", *names)])
     CHECK_SPECS[asset] = specs
     return specs
 
 
-_RACE_ASSET = dict(partitions_def=races_partitions, group_name=GROUP, kinds=KINDS, pool="jolpica",
-                   retry_policy=RETRY_POLICY)
+def _race_asset(asset: str, *check_names: str, **kwargs):
+    """The decorator of a race table asset: its table's column schema, checks, pool and IO manager."""
+    return dg.asset(name=asset, partitions_def=races_partitions, group_name=GROUP, kinds=KINDS, pool="jolpica",
+                    retry_policy=RETRY_POLICY, io_manager_key="warehouse_io_manager",
+                    description=RACE_TABLES[asset].description,
+                    metadata={"dagster/column_schema": table(RACE_TABLES[asset].table).table_schema()},
+                    check_specs=_spec_checks(asset, *check_names), **kwargs)
 
 
-@dg.asset(**_RACE_ASSET, description=RACE_TABLES["raw_results"].description,
-          check_specs=_spec_checks("raw_results", "positions_in_range", "joins_race"))
+# Race tables read their race's calendar row (race date, sprint or not) from `raw_races`, which is
+# partitioned by season: Dagster has no partition mapping from a dynamic `YYYY-RR` key to its season
+# (custom mappings are not supported), and an all-partitions edge would make every race depend on
+# every season. So there is no graph edge: `race_info` reads the row through the IO manager, and a
+# calendar correction reaches its races through `calendar_corrections_sensor` (the per-race row hashes
+# in raw_races' metadata).
+
+
+@_race_asset("raw_results", "positions_in_range", "joins_race")
 def raw_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
     spec = RACE_TABLES["raw_results"]
     staged = stage_race_table(context, spec, jolpica, warehouse)
     df, fetched = staged.df, staged.fetched
-    key = parse_race_key(context.partition_key)
-    in_calendar = warehouse.get().count("raw_races", {"season": key.season, "round": key.round})
+    season = read_table(warehouse, "raw_races", str(parse_race_key(context.partition_key).season))
+    in_calendar = int((season["round"] == parse_race_key(context.partition_key).round).sum())
     yield from land(context, staged, [
-        _row_count_check(spec.asset, len(df), fetched),
-        _has_rows_check(spec.asset, df, fetched),
-        _positions_check(spec.asset, df, len(df)),
-        dg.AssetCheckResult(asset_key=spec.asset, check_name="joins_race", passed=df.empty or in_calendar == 1,
-                            severity=dg.AssetCheckSeverity.WARN,
-                            metadata={"raw_races_rows": in_calendar, "result_rows": len(df)}),
-    ], CHECK_SPECS[spec.asset])
+        _row_count(len(df), fetched),
+        _has_rows(df, fetched),
+        _positions(df, len(df)),
+        RAW["joins_race"].outcome(df.empty or in_calendar == 1, {"raw_races_rows": in_calendar,
+                                                                 "result_rows": len(df)}),
+    ], warehouse)
 
 
-@dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_qualifying"].description,
-          check_specs=_spec_checks("raw_qualifying", "positions_in_range"))
-def raw_qualifying(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
-    spec = RACE_TABLES["raw_qualifying"]
-    staged = stage_race_table(context, spec, jolpica, warehouse)
-    df, fetched = staged.df, staged.fetched
-    yield from land(context, staged, [
-        _row_count_check(spec.asset, len(df), fetched),
-        _has_rows_check(spec.asset, df, fetched),
-        _positions_check(spec.asset, df, max(len(df), 1)),
-    ], CHECK_SPECS[spec.asset])
+@_race_asset("raw_qualifying", "positions_in_range", deps=["raw_results"])
+def raw_qualifying(context: dg.AssetExecutionContext, jolpica: JolpicaResource,
+                   warehouse: WarehouseResource):
+    staged = stage_race_table(context, RACE_TABLES["raw_qualifying"], jolpica, warehouse)
+    df = staged.df
+    yield from land(context, staged, [_row_count(len(df), staged.fetched), _has_rows(df, staged.fetched),
+                                      _positions(df, max(len(df), 1))], warehouse)
 
 
-@dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_sprint_results"].description,
-          check_specs=_spec_checks("raw_sprint_results", "positions_in_range"))
-def raw_sprint_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
-    spec = RACE_TABLES["raw_sprint_results"]
-    staged = stage_race_table(context, spec, jolpica, warehouse)
-    df, fetched = staged.df, staged.fetched
-    yield from land(context, staged, [
-        _row_count_check(spec.asset, len(df), fetched),
-        _has_rows_check(spec.asset, df, fetched),
-        _positions_check(spec.asset, df, len(df)),
-    ], CHECK_SPECS[spec.asset])
+@_race_asset("raw_sprint_results", "positions_in_range", deps=["raw_results"])
+def raw_sprint_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource,
+                       warehouse: WarehouseResource):
+    staged = stage_race_table(context, RACE_TABLES["raw_sprint_results"], jolpica, warehouse)
+    df = staged.df
+    yield from land(context, staged, [_row_count(len(df), staged.fetched), _has_rows(df, staged.fetched),
+                                      _positions(df, len(df))], warehouse)
 
 
-@dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_laps"].description,
-          check_specs=_spec_checks("raw_laps", "positions_in_range", "drivers_in_results", "lap_times_positive",
-                                   extra=[dg.AssetCheckSpec(
-                                       "laps_complete", asset="raw_laps",  # WARN: never blocks
-                                       description="Each driver's lap timings equal the laps the results say they "
-                                       "completed; fails (WARN) for a partial race.")]))
-def raw_laps(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
-    spec = RACE_TABLES["raw_laps"]
-    staged = stage_race_table(context, spec, jolpica, warehouse)
-    df, metadata, fetched = staged.df, staged.metadata, staged.fetched
-    results = _results_for(warehouse, parse_race_key(context.partition_key))
+def _laps_complete(df: pd.DataFrame, fetched: FetchResult | None, results: pd.DataFrame
+                   ) -> tuple[str, rules.CheckOutcome]:
     coverage = parse.lap_coverage(df, results)
     incomplete = coverage[~coverage["complete"]]
     if fetched is None:
@@ -597,42 +558,45 @@ def raw_laps(context: dg.AssetExecutionContext, jolpica: JolpicaResource, wareho
         completeness = "missing"
     else:
         completeness = "complete" if incomplete.empty else "partial"
-    metadata["completeness"] = completeness
-    metadata["laps"] = int(df["lap_number"].max()) if len(df) else 0
+    return completeness, RAW["laps_complete"].outcome(
+        completeness in ("complete", "not_upstream"),
+        {"completeness": completeness, "drivers_incomplete": len(incomplete), "timings": len(df),
+         "laps_completed_per_results": int(coverage["laps_completed"].sum()),
+         "failing_keys": [f"{r.driver_id}: {r.timings}/{r.laps_completed}" for r in incomplete.head(20).itertuples()]})
+
+
+@_race_asset("raw_laps", "positions_in_range", "drivers_in_results", "lap_times_positive", "laps_complete")
+def raw_laps(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource,
+             raw_results: pd.DataFrame):
+    staged = stage_race_table(context, RACE_TABLES["raw_laps"], jolpica, warehouse)
+    df, fetched = staged.df, staged.fetched
+    completeness, complete = _laps_complete(df, fetched, raw_results)
+    staged.metadata["completeness"] = completeness
+    staged.metadata["laps"] = int(df["lap_number"].max()) if len(df) else 0
     bad_times = df[df["lap_time_ms"].notna() & (df["lap_time_ms"] <= 0)]
     yield from land(context, staged, [
-        _row_count_check(spec.asset, len(df), fetched),
-        _has_rows_check(spec.asset, df, fetched),
-        _positions_check(spec.asset, df, parse.starters(results)),
-        _drivers_in_results_check(spec.asset, df, results),
-        dg.AssetCheckResult(
-            asset_key=spec.asset, check_name="lap_times_positive", passed=bad_times.empty,
-            metadata={"failing": len(bad_times),
-                      "failing_keys": (bad_times["driver_id"] + ":" + bad_times["lap_number"].astype(str)).head(20)
-                      .tolist()}),
-        dg.AssetCheckResult(
-            asset_key=spec.asset, check_name="laps_complete", passed=completeness in ("complete", "not_upstream"),
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"completeness": completeness, "drivers_incomplete": len(incomplete),
-                      "timings": len(df), "laps_completed_per_results": int(coverage["laps_completed"].sum()),
-                      "failing_keys": [f"{r.driver_id}: {r.timings}/{r.laps_completed}"
-                                       for r in incomplete.head(20).itertuples()]}),
-    ], CHECK_SPECS[spec.asset])
+        _row_count(len(df), fetched),
+        _has_rows(df, fetched),
+        _positions(df, parse.starters(raw_results)),
+        drivers_in_results(df["driver_id"], raw_results),
+        RAW["lap_times_positive"].outcome(bad_times.empty, {
+            "failing": len(bad_times),
+            "failing_keys": (bad_times["driver_id"] + ":" + bad_times["lap_number"].astype(str)).head(20).tolist()}),
+        complete,
+    ], warehouse)
 
 
-@dg.asset(**_RACE_ASSET, deps=["raw_results"], description=RACE_TABLES["raw_pit_stops"].description,
-          check_specs=_spec_checks("raw_pit_stops", "drivers_in_results"))
-def raw_pit_stops(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
-    spec = RACE_TABLES["raw_pit_stops"]
-    staged = stage_race_table(context, spec, jolpica, warehouse)
+@_race_asset("raw_pit_stops", "drivers_in_results")
+def raw_pit_stops(context: dg.AssetExecutionContext, jolpica: JolpicaResource,
+                  warehouse: WarehouseResource, raw_results: pd.DataFrame):
+    staged = stage_race_table(context, RACE_TABLES["raw_pit_stops"], jolpica, warehouse)
     df, fetched = staged.df, staged.fetched
-    results = _results_for(warehouse, parse_race_key(context.partition_key))
     yield from land(context, staged, [
-        _row_count_check(spec.asset, len(df), fetched),
+        _row_count(len(df), fetched),
         # no pit stops at all upstream is a data gap (lap_features' stints and tyre ages would be wrong)
-        _has_rows_check(spec.asset, df, fetched),
-        _drivers_in_results_check(spec.asset, df, results),
-    ], CHECK_SPECS[spec.asset])
+        _has_rows(df, fetched),
+        drivers_in_results(df["driver_id"], raw_results),
+    ], warehouse)
 
 
 RACE_ASSETS = [raw_results, raw_qualifying, raw_sprint_results, raw_laps, raw_pit_stops]

@@ -1,8 +1,8 @@
 """Quality rules of the feature layer: pandera schemas and pure check functions.
 
-Each check takes DataFrames and returns a `CheckOutcome` (passed, severity 'ERROR'|'WARN',
-metadata with counts and at most `MAX_KEYS` failing keys). No Dagster here: the feature assets
-(`f1_assets.assets.features`) turn outcomes into `AssetCheckResult`s; tests call them directly.
+Each check takes DataFrames and returns a `CheckOutcome` of its rule in `f1_assets.checks.rules`
+(`LAP_FEATURES`, `TELEMETRY_FEATURES`: name, severity, description declared once), with counts and
+at most `MAX_KEYS` failing keys; the feature assets turn outcomes into `AssetCheckResult`s.
 
 Rules (DESIGN.md "Quality rules"):
 - lap time 30 s–300 s: WARN — such laps stay in the table, flagged `is_outlier`.
@@ -23,30 +23,20 @@ Rules (DESIGN.md "Quality rules"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
 
+from f1_assets.checks.rules import COMPLETENESS_MIN, LAP_FEATURES, MAX_KEYS, TELEMETRY_FEATURES, CheckOutcome
 from f1_assets.transforms.jolpica import starters
 
-MAX_KEYS = 20
 LAP_KEY = ["season", "round", "driver_id", "lap_number"]
 TELEMETRY_KEY = ["season", "round", "driver_number", "lap_number"]
 FASTF1_ONLY_COLUMNS = ("track_status", "safety_car")
 # columns NULL by design on most rows: not a completeness matter
 COMPLETENESS_EXEMPT = ("outlier_reason",)
-COMPLETENESS_MIN = 0.95
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    name: str
-    passed: bool
-    severity: str  # 'ERROR' | 'WARN'
-    description: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+RULES = {**LAP_FEATURES, **TELEMETRY_FEATURES}
 
 
 def _keys(frame: pd.DataFrame, cols: list[str]) -> list[str]:
@@ -55,10 +45,10 @@ def _keys(frame: pd.DataFrame, cols: list[str]) -> list[str]:
     return ["/".join(str(v) for v in row) for row in head.itertuples(index=False, name=None)]
 
 
-def _outcome(name: str, severity: str, description: str, bad: pd.DataFrame, total: int, key: list[str],
-             **extra: Any) -> CheckOutcome:
+def _outcome(name: str, description: str, bad: pd.DataFrame, total: int, key: list[str], **extra: Any
+             ) -> CheckOutcome:
     meta = {"rows_checked": int(total), "failing_rows": int(len(bad)), "failing_keys": _keys(bad, key), **extra}
-    return CheckOutcome(name, len(bad) == 0, severity, description, meta)
+    return RULES[name].outcome(len(bad) == 0, meta, description)
 
 
 # ------------------------------------------------------------------------- pandera schemas
@@ -129,11 +119,9 @@ def check_schema(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> CheckOutcom
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         failures = [f"{r.column}: {r.check} ({r.failure_case})" for r in cases.head(MAX_KEYS).itertuples()]
-        return CheckOutcome(name, False, "ERROR", "pandera schema", {
-            "rows_checked": len(frame), "failing_rows": int(len(cases)), "failing_keys": failures,
-        })
-    return CheckOutcome(name, True, "ERROR", "pandera schema", {"rows_checked": len(frame), "failing_rows": 0,
-                                                                "failing_keys": []})
+        return RULES[name].outcome(False, {"rows_checked": len(frame), "failing_rows": int(len(cases)),
+                                           "failing_keys": failures})
+    return RULES[name].outcome(True, {"rows_checked": len(frame), "failing_rows": 0, "failing_keys": []})
 
 
 # ------------------------------------------------------------------------- lap_features rules
@@ -144,7 +132,7 @@ def check_lap_time_range(lap_features: pd.DataFrame, lo_ms: int = 30_000, hi_ms:
     t = lap_features["lap_time_ms"]
     bad = lap_features[t.notna() & ((t < lo_ms) | (t > hi_ms))]
     unflagged = int((~bad["is_outlier"].astype(bool)).sum()) if "is_outlier" in bad else len(bad)
-    return _outcome("lap_time_range", "WARN", f"lap_time_ms in [{lo_ms}, {hi_ms}] (outliers flagged, kept)",
+    return _outcome("lap_time_range", f"lap_time_ms in [{lo_ms}, {hi_ms}] (outliers flagged, kept)",
                     bad, len(lap_features), LAP_KEY, unflagged_rows=unflagged,
                     outlier_rows=int(lap_features["is_outlier"].sum()) if "is_outlier" in lap_features else 0)
 
@@ -153,7 +141,7 @@ def check_fuel_range(lap_features: pd.DataFrame, lo: float = 0.0, hi: float = 15
     """fuel_remaining (kg, estimate) in [0, 150]: ERROR."""
     f = lap_features["fuel_remaining"]
     bad = lap_features[f.notna() & ((f < lo) | (f > hi))]
-    return _outcome("fuel_range", "ERROR", f"fuel_remaining in [{lo}, {hi}] kg", bad, len(lap_features), LAP_KEY)
+    return _outcome("fuel_range", f"fuel_remaining in [{lo}, {hi}] kg", bad, len(lap_features), LAP_KEY)
 
 
 def check_position_range(lap_features: pd.DataFrame, results: pd.DataFrame) -> CheckOutcome:
@@ -161,7 +149,7 @@ def check_position_range(lap_features: pd.DataFrame, results: pd.DataFrame) -> C
     n = starters(results)
     p = lap_features["position"]
     bad = lap_features[p.notna() & ((p < 1) | (p > n))]
-    return _outcome("position_range", "ERROR", "1 <= position <= starters", bad, len(lap_features), LAP_KEY,
+    return _outcome("position_range", "1 <= position <= starters", bad, len(lap_features), LAP_KEY,
                     starters=n)
 
 
@@ -171,7 +159,7 @@ def check_pit_stops_per_result(pit_stops: pd.DataFrame, results: pd.DataFrame, m
     per = per.reindex(results["driver_id"].unique(), fill_value=0).rename("stops").reset_index()
     per.columns = ["driver_id", "stops"]
     bad = per[per["stops"] > max_stops]
-    return _outcome("pit_stops_per_result", "WARN", f"0..{max_stops} pit stops per result", bad, len(per),
+    return _outcome("pit_stops_per_result", f"0..{max_stops} pit stops per result", bad, len(per),
                     ["driver_id", "stops"], max_stops_seen=int(per["stops"].max()) if len(per) else 0)
 
 
@@ -190,7 +178,8 @@ def check_completeness(lap_features: pd.DataFrame, has_fastf1: bool, minimum: fl
         share = {c: round(float(v), 4) for c, v in lap_features.notna().mean().items()}
     judged = {c: s for c, s in share.items() if c not in exempt and s is not None}
     bad = sorted(c for c, s in judged.items() if s <= minimum)
-    return CheckOutcome("feature_completeness", not bad, "ERROR", f"non-NULL share > {minimum} per column", {
+    return RULES["feature_completeness"].outcome(not bad, description=f"non-NULL share > {minimum} per column",
+                                                 metadata={
         "rows_checked": len(lap_features),
         "failing_columns": len(bad),
         "failing_keys": bad[:MAX_KEYS],
@@ -205,15 +194,14 @@ def check_fastf1_coverage(lap_features: pd.DataFrame, has_fastf1: bool, minimum:
     """With FastF1 laps for the race, > 95 % of rows have FastF1's track status: WARN (failing keys are
     rows without it). Without FastF1 laps the FastF1 columns are NULL by design: passes, says so."""
     if not has_fastf1:
-        return CheckOutcome("fastf1_coverage", True, "WARN", "no FastF1 laps for this race: FastF1 columns NULL",
-                            {"rows_checked": len(lap_features), "failing_rows": 0, "failing_keys": [],
-                             "has_fastf1": False})
+        return RULES["fastf1_coverage"].outcome(True, {"rows_checked": len(lap_features), "failing_rows": 0,
+                                                       "failing_keys": [], "has_fastf1": False},
+                                                "no FastF1 laps for this race: FastF1 columns NULL")
     bad = lap_features[lap_features["track_status"].isna()]
     share = 1 - len(bad) / len(lap_features) if len(lap_features) else 1.0
-    return CheckOutcome("fastf1_coverage", share > minimum, "WARN",
-                        f"FastF1 track status on > {minimum} of rows", {
-                            "rows_checked": len(lap_features), "failing_rows": int(len(bad)),
-                            "failing_keys": _keys(bad, LAP_KEY), "coverage": round(share, 4), "has_fastf1": True})
+    return RULES["fastf1_coverage"].outcome(share > minimum, {
+        "rows_checked": len(lap_features), "failing_rows": int(len(bad)), "failing_keys": _keys(bad, LAP_KEY),
+        "coverage": round(share, 4), "has_fastf1": True}, f"FastF1 track status on > {minimum} of rows")
 
 
 def check_rows_join_race(lap_features: pd.DataFrame, races: pd.DataFrame) -> CheckOutcome:
@@ -223,7 +211,7 @@ def check_rows_join_race(lap_features: pd.DataFrame, races: pd.DataFrame) -> Che
     expected = (merged["season"].astype("int64").map("{:04d}".format) + "-"
                 + merged["round"].astype("int64").map("{:02d}".format)) if len(merged) else merged["race_id"]
     bad = merged[merged["_race"].isna().to_numpy() | (merged["race_id"] != expected).to_numpy()]
-    return _outcome("rows_join_race", "ERROR", "every row joins its raw_races row", bad, len(lap_features),
+    return _outcome("rows_join_race", "every row joins its raw_races row", bad, len(lap_features),
                     LAP_KEY)
 
 
@@ -240,7 +228,7 @@ def check_telemetry_ranges(telemetry_features: pd.DataFrame) -> CheckOutcome:
 
     mask = out("throttle_mean", 0, 100) | out("speed_max", 0, 400) | out("speed_mean", 0, 400)
     bad = tf[mask]
-    return _outcome("telemetry_ranges", "ERROR", "throttle 0-100 %, speed 0-400 km/h", bad, len(tf),
+    return _outcome("telemetry_ranges", "throttle 0-100 %, speed 0-400 km/h", bad, len(tf),
                     TELEMETRY_KEY, throttle_out_of_range=int(out("throttle_mean", 0, 100).sum()),
                     speed_out_of_range=int((out("speed_max", 0, 400) | out("speed_mean", 0, 400)).sum()))
 
@@ -262,19 +250,3 @@ def lap_feature_checks(lap_features: pd.DataFrame, results: pd.DataFrame, pit_st
 
 def telemetry_feature_checks(telemetry_features: pd.DataFrame) -> list[CheckOutcome]:
     return [check_schema(telemetry_features, TELEMETRY_FEATURES_SCHEMA), check_telemetry_ranges(telemetry_features)]
-
-
-LAP_FEATURE_CHECK_NAMES = {
-    "lap_features_schema": ("ERROR", "pandera schema of lap_features"),
-    "lap_time_range": ("WARN", "lap times 30-300 s; outliers flagged, not dropped"),
-    "fuel_range": ("ERROR", "fuel_remaining 0-150 kg"),
-    "position_range": ("ERROR", "1 <= position <= starters"),
-    "pit_stops_per_result": ("WARN", "0-5 pit stops per result"),
-    "feature_completeness": ("ERROR", "> 95 % non-NULL per feature column"),
-    "rows_join_race": ("ERROR", "every lap_features row joins its race"),
-    "fastf1_coverage": ("WARN", "FastF1 track status on > 95 % of rows when the race has FastF1 laps"),
-}
-TELEMETRY_FEATURE_CHECK_NAMES = {
-    "telemetry_features_schema": ("ERROR", "pandera schema of telemetry_features"),
-    "telemetry_ranges": ("ERROR", "throttle 0-100 %, speed 0-400 km/h"),
-}

@@ -48,8 +48,9 @@ class BlobStore(ABC):
     def url(self, key: str) -> str:
         """Where the object lives (file path or gs:// URL), for metadata."""
 
+    @abstractmethod
     def exists(self, key: str) -> bool:
-        return self.get(key) is not None
+        """Whether an object is stored under `key` (metadata only: the object is not read)."""
 
 
 class LocalBlobStore(BlobStore):
@@ -98,6 +99,9 @@ class LocalBlobStore(BlobStore):
 
     def url(self, key: str) -> str:
         return str(self._path(key))
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
 
 
 class GCSBlobStore(BlobStore):
@@ -161,6 +165,9 @@ class GCSBlobStore(BlobStore):
 
     def url(self, key: str) -> str:
         return f"gs://{self.bucket_name}/{self._name(key)}"
+
+    def exists(self, key: str) -> bool:
+        return self._bucket.blob(self._name(key)).exists()  # one metadata request, no download
 
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")

@@ -1,0 +1,106 @@
+"""The warehouse IO manager: asset ↔ table, partition ↔ rows (DuckDB embedded default, PostgreSQL).
+
+Table: the asset's name, declared in `f1_assets.tables` (its columns, dtypes and keys). Partition:
+the race key `YYYY-RR` → `{season, round}`, a season `YYYY` → `{season}`, unpartitioned → the whole
+table. A write replaces exactly that partition in one transaction and refuses a version with fewer
+rows than the stored one unless the run carries the tag `f1/allow_shrink=true` (`ShrinkRefused` →
+a non-retryable Failure; the stored rows stay) or the asset is derived (definition metadata
+`f1/derived`: its size follows its inputs, which refuse to shrink themselves). `None` writes
+nothing (an asset that declined to produce a new version). A read returns the partition's rows with
+the declared dtypes (no rows: an empty frame of the right shape).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+import pandas as pd
+
+from f1_assets.partitions import parse_race_key, parse_season
+from f1_assets.resources.storage import WarehouseResource
+from f1_assets.storage.warehouse import ShrinkRefused
+from f1_assets.tables import Table, table
+
+ALLOW_SHRINK_TAG = "f1/allow_shrink"
+# Definition metadata of derived tables (features, profiles): a new version may have any size — it
+# follows its inputs, which are the ones that refuse to shrink.
+DERIVED_METADATA = "f1/derived"
+
+
+def allow_shrink(tags: Mapping[str, str]) -> bool:
+    """Whether a run's tags accept a smaller version of a partition than the stored one."""
+    return str(tags.get(ALLOW_SHRINK_TAG, "")).strip().lower() in ("1", "true", "yes")
+
+
+def partition_of(declared: Table, partition_key: str | None) -> dict[str, int]:
+    """The partition columns' values for a partition key, by the table's `partition_by`."""
+    if not declared.partition_by:
+        return {}
+    if partition_key is None:
+        raise dg.Failure(f"table {declared.name} is partitioned by {declared.partition_by}: a partition key is needed",
+                         allow_retries=False)
+    if declared.partition_by == ("season", "round"):
+        race = parse_race_key(partition_key)
+        return {"season": race.season, "round": race.round}
+    if declared.partition_by == ("season",):
+        return {"season": parse_season(partition_key)}
+    raise ValueError(f"table {declared.name}: no partition key parser for {declared.partition_by}")
+
+
+def table_of(asset_key: dg.AssetKey) -> Table:
+    return table(asset_key.path[-1])
+
+
+class WarehouseIOManager(dg.ConfigurableIOManager):
+    """Asset tables in the warehouse (F1_WAREHOUSE_URL: DuckDB file by default, or PostgreSQL)."""
+
+    warehouse: WarehouseResource
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
+        if obj is None:
+            return
+        declared = table_of(context.asset_key)
+        partition = partition_of(declared, context.partition_key if context.has_partition_key else None)
+        frame = declared.conform(obj)
+        wh = self.warehouse.get()
+        derived = (context.definition_metadata or {}).get(DERIVED_METADATA)
+        shrink = bool(getattr(derived, "value", derived)) or allow_shrink(context.step_context.run_tags)
+        try:
+            written = wh.replace_partition(declared.name, frame, partition, allow_shrink=shrink)
+        except ShrinkRefused as exc:
+            raise dg.Failure(
+                description=f"{declared.name} partition {context.partition_key if partition else '(whole table)'}: "
+                f"{exc}",
+                metadata={"stored_rows": exc.stored, "new_rows": exc.new, "allow_shrink_tag": ALLOW_SHRINK_TAG},
+                allow_retries=False,
+            ) from exc
+        context.add_output_metadata({
+            "dagster/row_count": written,
+            "dagster/column_schema": declared.table_schema(),
+            "dagster/table_name": f"{wh.kind}.{declared.name}",
+            "allow_shrink": shrink,
+        })
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        declared = table_of(context.asset_key)
+        keys = context.asset_partition_keys if context.has_asset_partitions else [None]
+        wh = self.warehouse.get()
+        frames = [wh.read_partition(declared.name, partition_of(declared, key)) for key in keys]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return declared.conform(frame) if len(frame) else declared.empty_frame()
+
+
+# Reads outside the graph's inputs, through the same table/partition rules as the IO manager (assets
+# pass their `warehouse` resource: Dagster hands an IO manager to no asset as a resource).
+def read_table(warehouse: WarehouseResource, name: str, partition_key: str | None = None) -> pd.DataFrame:
+    """A table's partition with the declared dtypes (e.g. a race's season of `raw_races`)."""
+    declared = table(name)
+    frame = warehouse.get().read_partition(declared.name, partition_of(declared, partition_key))
+    return declared.conform(frame) if len(frame) else declared.empty_frame()
+
+
+def stored_rows(warehouse: WarehouseResource, name: str, partition_key: str | None = None) -> int:
+    """How many rows a table's partition holds now (what a refused write keeps)."""
+    declared = table(name)
+    return warehouse.get().count(declared.name, partition_of(declared, partition_key))
