@@ -1,4 +1,4 @@
--- One-time PostgreSQL setup of the warehouse's two roles (see the audit part of sql/schema.sql).
+-- One-time PostgreSQL setup of the warehouse's two roles (why: f1_assets/migrations/postgres_objects.sql).
 --
 --   psql "$ADMIN_URL" -v ON_ERROR_STOP=1 -v schema=f1 -v admin=f1_admin -v runtime=f1_runtime \
 --        -f deploy/postgres_roles.sql
@@ -10,12 +10,16 @@
 -- Both roles must exist (Cloud SQL: create the users in the console or with `gcloud sql users create`),
 -- and the user of ADMIN_URL must be a superuser or a member of both (Cloud SQL's `postgres` user is a
 -- member of the users it creates). Safe to run again: it re-asserts the same ownership and grants.
+-- sql/schema.sql (generated: `f1-assets migrate --print-sql`) makes an empty schema at the current
+-- version; the pipeline (runtime role) applies later migrations itself, once, at its first start
+-- (`f1-assets migrate` does it on demand). On a schema made by an older release it only adds what is
+-- missing and leaves the upgrade to those migrations.
 
 CREATE SCHEMA IF NOT EXISTS :"schema" AUTHORIZATION :"admin";
 GRANT USAGE, CREATE ON SCHEMA :"schema" TO :"runtime";
 SET search_path = :"schema";
 
--- the tables, made by the runtime role exactly as the pipeline makes them at its first start
+-- the tables and the schema version, made by the runtime role exactly as the pipeline makes them
 SET ROLE :"runtime";
 \ir ../sql/schema.sql
 RESET ROLE;

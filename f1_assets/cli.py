@@ -5,7 +5,8 @@ show in the UI; with the repository's `dagster.yaml` they print their JSON log l
 this command prints its own progress on stderr. A season first materializes its calendar
 (`raw_races`), which registers the races that have run as `races` partitions, then runs the
 `race_pipeline` job for each of them in order. Only the calendar registers races: a key that is not
-a race of the schedule is refused, never added.
+a race of the schedule is refused, never added. `f1-assets migrate` brings the warehouse to the
+schema head (versioned migrations) and says what it did; `migrate --print-sql` prints sql/schema.sql.
 
 Exit codes: 0 every run succeeded; 1 a run failed, or the warehouse did not answer; 2 the request or
 the configuration can never work (a malformed or unknown key, a setting such as F1_WAREHOUSE_URL):
@@ -32,9 +33,10 @@ import dagster as dg
 
 from f1_assets import audit, settings
 from f1_assets.io_managers.warehouse import ALLOW_SHRINK_TAG
+from f1_assets.migrations import MigrationError
 from f1_assets.partitions import parse_race_key, parse_season, races_partitions, seasons_partitions
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
-from f1_assets.storage.warehouse import WarehouseError
+from f1_assets.storage.warehouse import WarehouseError, schema_sql
 
 RAW_RACES = dg.AssetKey("raw_races")
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
@@ -70,8 +72,18 @@ def check_settings() -> WarehouseResource:
         read()
     BlobStoreResource().get()
     warehouse = WarehouseResource()
-    warehouse.get().apply_schema()
+    warehouse.get().ensure_schema()
     return warehouse
+
+
+def migrate(print_sql: bool) -> None:
+    """`f1-assets migrate`: bring the warehouse of F1_WAREHOUSE_URL to the schema head and say what was
+    done; with --print-sql, print the SQL of an empty warehouse at head instead (sql/schema.sql)."""
+    if print_sql:
+        print(schema_sql(postgres=True), end="")
+        return
+    warehouse = WarehouseResource().get()
+    _say(f"{warehouse.kind} warehouse: {warehouse.apply_schema()}")
 
 
 # ------------------------------------------------------------------------- this process and others
@@ -233,6 +245,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     season_parser = sub.add_parser("season", parents=[options],
                                    help="materialize a season's calendar and every race run so far")
     season_parser.add_argument("year")
+    migrate_parser = sub.add_parser("migrate", help="bring the warehouse (F1_WAREHOUSE_URL) to the schema head: "
+                                    "create it, or apply the pending versioned migrations")
+    migrate_parser.add_argument("--print-sql", action="store_true",
+                                help="print the SQL of an empty warehouse at head (PostgreSQL; sql/schema.sql), "
+                                "touch nothing")
     return parser.parse_args(argv)
 
 
@@ -242,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     # the instance's yaml-defined JSON log handler is a beta feature: one warning per run otherwise
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     try:
+        if args.command == "migrate":
+            migrate(args.print_sql)
+            return 0
         instance = _instance()
         warehouse = check_settings()
         fail_orphaned_runs(instance, warehouse)
@@ -250,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # UsageError, settings.ConfigError, an invalid key
         _error(exc)
         return 2
-    except WarehouseError as exc:  # the warehouse does not answer (it may come back): no run started
+    except (WarehouseError, MigrationError) as exc:  # no answer (it may come back), or a schema it cannot upgrade
         _error(exc)
         return 1
     return 0 if ok else 1

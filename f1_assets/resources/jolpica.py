@@ -451,7 +451,7 @@ class JolpicaResource(dg.ConfigurableResource):
     def ledger(self) -> RequestLedger:
         warehouse_url = self.warehouse.effective_url()
         if warehouse_url.startswith(("postgresql://", "postgres://")):
-            self.warehouse.get().apply_schema()
+            self.warehouse.get().ensure_schema()  # jolpica_request_log exists (once per process)
             return PostgresLedger(warehouse_url)
         return FileLedger(settings.f1_home() / "jolpica-rate-ledger.json")
 

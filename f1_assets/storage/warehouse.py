@@ -1,9 +1,11 @@
 """The warehouse: logical tables in DuckDB (embedded default) or PostgreSQL (production).
 
 One writer for every table: `replace_partition` swaps exactly one partition's rows in one
-transaction (a crash leaves the previous version; a re-run leaves identical rows). Table DDL comes
-from `sql/schema.sql` only. Identifiers are quoted by the driver (`psycopg.sql.Identifier`, DuckDB's
-quoting), values are always bound. Called by the warehouse resource and by tests and benchmarks.
+transaction (a crash leaves the previous version; a re-run leaves identical rows). The schema comes
+from the table declarations and the versioned migrations (`f1_assets.migrations`), brought to head
+once per process per warehouse (`ensure_schema`) before the first use. Identifiers are quoted by the
+driver (`psycopg.sql.Identifier`, DuckDB's quoting), values are always bound. Called by the warehouse
+resource and by tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -13,20 +15,29 @@ import os
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from f1_assets import migrations
+from f1_assets.migrations import POSTGRES_ONLY_MARKER as POSTGRES_ONLY_MARKER
+from f1_assets.migrations import VERSION_TABLE
 from f1_assets.settings import ConfigError, redact_url, writable_dir
 
+if TYPE_CHECKING:
+    import sqlalchemy
+
 URL_VARIABLE = "F1_WAREHOUSE_URL"
+# the generated copy of `schema_sql(postgres=True)` in a checkout, for psql (deploy/postgres_roles.sql)
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "sql" / "schema.sql"
-POSTGRES_ONLY_MARKER = "-- @postgres-only"
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+_T = TypeVar("_T")
+# warehouses found at the schema head by this process: later uses skip even the version query
+_AT_HEAD: set[tuple[Any, ...]] = set()
 
 
 class WarehouseError(RuntimeError):
@@ -52,16 +63,8 @@ def _refuse_shrink(table: str, partition: Mapping[str, Any], stored: int, new: i
 
 
 def schema_sql(postgres: bool) -> str:
-    text = _schema_text()
-    if postgres:
-        return text
-    return text.split(POSTGRES_ONLY_MARKER, 1)[0]
-
-
-def _schema_text() -> str:
-    if not SCHEMA_FILE.exists():
-        raise WarehouseError(f"DDL not found at {SCHEMA_FILE}: install the project from its checkout (pip install -e)")
-    return SCHEMA_FILE.read_text()
+    """The SQL that makes an empty warehouse at the schema head (`f1_assets.migrations.schema_script`)."""
+    return migrations.schema_script("postgres" if postgres else "duckdb")
 
 
 def _check_ident(name: str) -> str:
@@ -88,9 +91,29 @@ def _py(value: Any) -> Any:
 class Warehouse(ABC):
     kind: str
 
+    def apply_schema(self) -> migrations.Outcome:
+        """Bring the schema to head now: create an empty warehouse, adopt a release-0.1 one, apply
+        pending migrations; at head, one version query. `ensure_schema` does it once per process."""
+        outcome = migrations.upgrade(self)
+        _AT_HEAD.add(self._identity())
+        return outcome
+
+    def ensure_schema(self) -> None:
+        """`apply_schema` unless this process already found this warehouse at head."""
+        if self._identity() not in _AT_HEAD:
+            self.apply_schema()
+
     @abstractmethod
-    def apply_schema(self) -> None:
-        """Create every table of sql/schema.sql that does not exist yet."""
+    def _identity(self) -> tuple[Any, ...]:
+        """What names this database within the process (the process cache's key)."""
+
+    @abstractmethod
+    def schema_version(self) -> str | None:
+        """The recorded schema version; None when none is recorded."""
+
+    @abstractmethod
+    def sqlalchemy_connection(self) -> Any:
+        """A context manager yielding a SQLAlchemy connection to this warehouse (for the migrations)."""
 
     @abstractmethod
     def columns(self, table: str) -> list[str]:
@@ -168,42 +191,69 @@ class DuckDBWarehouse(Warehouse):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._schema_applied = False
 
-    @contextmanager
-    def _connect(self) -> Iterator[Any]:
+    def _open(self, open_: Callable[[], _T]) -> _T:
+        """`open_()`, retried while another process holds the file's lock (DuckDB's errors come bare or,
+        through SQLAlchemy, wrapped: `.orig`)."""
         import duckdb
 
         deadline = time.monotonic() + self.LOCK_WAIT_SECONDS
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path))
-                break
-            except duckdb.IOException as exc:
-                problem = str(exc).lower()
+                return open_()
+            except Exception as exc:
+                cause = getattr(exc, "orig", exc)
+                if not isinstance(cause, duckdb.IOException):
+                    raise
+                problem = str(cause).lower()
                 if "permission denied" in problem or "read-only file system" in problem:
-                    raise ConfigError(f"{URL_VARIABLE}: cannot open DuckDB warehouse {self.path}: {exc}") from None
+                    raise ConfigError(f"{URL_VARIABLE}: cannot open DuckDB warehouse {self.path}: {cause}") from None
                 if "lock" not in problem or time.monotonic() > deadline:
-                    raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {exc}") from exc
+                    raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {cause}") from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Any]:
+        import duckdb
+
+        con = self._open(lambda: duckdb.connect(str(self.path)))
         try:
             yield con
         finally:
             con.close()
 
-    def apply_schema(self) -> None:
-        with self._connect() as con:
-            con.execute(schema_sql(postgres=False))
-        self._schema_applied = True
+    @contextmanager
+    def sqlalchemy_connection(self) -> Iterator[sqlalchemy.Connection]:
+        import sqlalchemy as sa
 
-    def _ensure_schema(self) -> None:
-        if not self._schema_applied:
-            self.apply_schema()
+        engine = sa.create_engine(f"duckdb:///{self.path}", poolclass=sa.pool.NullPool)
+        try:
+            with self._open(engine.connect) as conn:
+                yield conn
+        finally:
+            engine.dispose()
+
+    def _identity(self) -> tuple[Any, ...]:
+        try:
+            inode = self.path.stat().st_ino  # a file removed and made again is another database
+        except FileNotFoundError:
+            inode = None
+        return ("duckdb", str(self.path.resolve()), inode)
+
+    def schema_version(self) -> str | None:
+        import duckdb
+
+        with self._connect() as con:
+            try:
+                row = con.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+            except duckdb.CatalogException:
+                return None
+        return row[0] if row else None
 
     def columns(self, table: str) -> list[str]:
-        self._ensure_schema()
+        self.ensure_schema()
         with self._connect() as con:
             rows = con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
@@ -215,7 +265,7 @@ class DuckDBWarehouse(Warehouse):
     def replace_partition(
         self, table: str, df: pd.DataFrame, partition: Mapping[str, Any], *, allow_shrink: bool = True
     ) -> int:
-        self._ensure_schema()
+        self.ensure_schema()
         frame = self._frame_for(table, df, partition)
         cols = ", ".join(self.quote(c) for c in frame.columns)
         where = " AND ".join(f"{self.quote(k)} = ?" for k in partition) or "TRUE"
@@ -238,12 +288,12 @@ class DuckDBWarehouse(Warehouse):
         return len(frame)
 
     def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        self._ensure_schema()
+        self.ensure_schema()
         with self._connect() as con:
             return con.execute(sql_text.replace("%s", "?"), list(params)).df()
 
     def execute(self, sql_text: str, params: Sequence[Any] = ()) -> None:
-        self._ensure_schema()
+        self.ensure_schema()
         with self._connect() as con:
             con.execute(sql_text.replace("%s", "?"), list(params))
 
@@ -285,7 +335,6 @@ class PostgresWarehouse(Warehouse):
 
     def __init__(self, url: str):
         self.url = url
-        self._schema_applied = False
         self._types: dict[str, list[tuple[str, str]]] = {}
         # libpq waits forever for a host that drops packets; bound it unless the URL or PGCONNECT_TIMEOUT says
         timeout_set = "connect_timeout" in url or os.environ.get("PGCONNECT_TIMEOUT")
@@ -307,20 +356,34 @@ class PostgresWarehouse(Warehouse):
                 raise ConfigError(f"{where}: {message}") from None
             raise WarehouseError(f"cannot connect to the PostgreSQL warehouse {where}: {message}") from None
 
-    def apply_schema(self) -> None:
-        with self.connect() as conn:
-            # serialize concurrent first starts: CREATE ... IF NOT EXISTS races on the catalog
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('f1_assets.schema'))")
-            conn.execute(schema_sql(postgres=True))
-        self._schema_applied = True
+    @contextmanager
+    def sqlalchemy_connection(self) -> Iterator[sqlalchemy.Connection]:
+        import sqlalchemy as sa
 
-    def _ensure_schema(self) -> None:
-        if not self._schema_applied:
-            self.apply_schema()
+        # psycopg 3 connections made by `connect` (its timeout, its errors without the password)
+        engine = sa.create_engine("postgresql+psycopg://", creator=self.connect, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                yield conn
+        finally:
+            engine.dispose()
+
+    def _identity(self) -> tuple[Any, ...]:
+        return ("postgres", self.url)
+
+    def schema_version(self) -> str | None:
+        import psycopg
+
+        with self.connect() as conn:
+            try:
+                row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+            except psycopg.errors.UndefinedTable:
+                return None
+        return row[0] if row else None
 
     def _column_types(self, table: str) -> list[tuple[str, str]]:
         if table not in self._types:
-            self._ensure_schema()
+            self.ensure_schema()
             with self.connect() as conn:
                 rows = conn.execute(
                     "SELECT column_name, data_type FROM information_schema.columns "
@@ -366,14 +429,14 @@ class PostgresWarehouse(Warehouse):
         return len(frame)
 
     def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        self._ensure_schema()
+        self.ensure_schema()
         with self.connect() as conn:
             cur = conn.execute(sql_text, list(params) or None)
             names = [d.name for d in cur.description]
             return pd.DataFrame(cur.fetchall(), columns=names)
 
     def execute(self, sql_text: str, params: Sequence[Any] = ()) -> None:
-        self._ensure_schema()
+        self.ensure_schema()
         with self.connect() as conn:
             conn.execute(sql_text, list(params) or None)
 

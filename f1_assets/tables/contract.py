@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import pandas as pd
-import pandera.pandas as pa
+
+if TYPE_CHECKING:  # imported where used: the warehouse's writer processes need neither
+    import dagster as dg
+    import pandera.pandas as pa
 
 ENGINES = ("duckdb", "postgres")
 _VARCHAR = re.compile(r"varchar\((\d+)\)")
@@ -189,6 +192,8 @@ class Table:
 
         `dataframe_checks` are checks on the whole frame; `kwargs` go to `pa.DataFrameSchema`
         (they override the defaults name=<table>, unique=<primary key>, strict=True)."""
+        import pandera.pandas as pa
+
         checks = checks or {}
         unknown = [c for c in checks if c not in self._by_name]
         if unknown:
@@ -203,6 +208,8 @@ class Table:
 
     def table_schema(self) -> dg.TableSchema:
         """The Dagster `TableSchema` the catalog shows: types, descriptions with units, constraints."""
+        import dagster as dg
+
         columns = [
             dg.TableColumn(
                 name=c.name,
