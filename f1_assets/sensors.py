@@ -72,15 +72,17 @@ OPTIONAL_INPUTS = ("fastf1_laps",)
 
 
 def eager_with_optional_inputs(optional: tuple[str, ...] = OPTIONAL_INPUTS) -> dg.AutomationCondition:
-    """`AutomationCondition.eager()`, except that a never-materialized optional input does not block it."""
-    deps_missing = dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(*optional))
+    """`AutomationCondition.eager()`, except that a never-materialized optional input does not block it.
+
+    Only eager's `any_deps_missing` part ignores the optional inputs: their updates still trigger the
+    asset (`any_deps_updated`) and their runs in progress still hold it (`any_deps_in_progress`).
+    """
+    deps_missing = dg.AutomationCondition.any_deps_missing()
     return (
-        dg.AutomationCondition.in_latest_time_window()
-        & (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
-        & ~deps_missing
-        & ~dg.AutomationCondition.any_deps_in_progress()
-        & ~dg.AutomationCondition.in_progress()
-    ).with_label("eager (optional inputs may be missing)")
+        dg.AutomationCondition.eager()
+        .replace(deps_missing, deps_missing.ignore(dg.AssetSelection.assets(*optional)))
+        .with_label("eager (optional inputs may be missing)")
+    )
 
 
 def automation_policy(spec: dg.AssetSpec) -> dg.AssetSpec:

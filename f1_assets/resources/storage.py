@@ -1,33 +1,54 @@
 """Resources that hand out the storage backends (warehouse, blob store).
 
-A field left unset falls back to the environment (`F1_WAREHOUSE_URL`, `F1_BLOB_URL`) when the
-resource is used, and then to the embedded default under `F1_HOME`. A URL that can never work
-raises `settings.ConfigError` from `get()`: a `dg.Failure(allow_retries=False)` whose message names
-the variable with the password masked, so the step fails at once instead of going through the
-RetryPolicy.
+Each resource says in its config which environment variable configures it (`url_env_var`:
+`F1_WAREHOUSE_URL`, `F1_BLOB_URL`), and reads that variable when it is used; unset or empty means
+the embedded default under `F1_HOME`. Why not `url=dg.EnvVar("F1_WAREHOUSE_URL")`: Dagster resolves
+an EnvVar when a run (or a sensor tick) starts and fails it outright when the variable is unset
+("You have attempted to fetch the environment variable … which is not set"; checked with Dagster
+1.13), so the embedded default, which needs nothing set, would be impossible. Reading the variable
+when the Definitions load (`os.getenv`) is no better: the value would be fixed at load time and shown
+in the UI. So the field holds the variable's NAME, which is what the UI shows: never a value, never a
+password, never `url=None`. The name is a `Literal`: the variable is the setting's one name
+(`settings.py`, DESIGN "Configuration") and the storage errors name it, so it cannot be renamed.
 
-Passwords belong in the environment, never in a field: Dagster shows a resource's field values in
-the UI and stores them in every job snapshot. Leave `url` unset (the Definitions do) or pass
-`url=dg.EnvVar("F1_WAREHOUSE_URL")`, which the UI shows by name.
+`url` gives a URL directly instead (tests, scripts). It has no default, so Dagster leaves it out of
+the config it shows unless it is given. A password never goes there: Dagster shows field values in the
+UI and stores them in every job snapshot (`dg.EnvVar(...)` is shown by name and would do).
+
+A URL that can never work raises `settings.ConfigError` from `get()`: a
+`dg.Failure(allow_retries=False)` whose message names the variable with the password masked, so the
+step fails at once instead of going through the RetryPolicy.
 """
 
 from __future__ import annotations
+
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from f1_assets import settings
+from f1_assets.storage import blob, warehouse
 from f1_assets.storage.blob import BlobStore, blob_store_from_url
 from f1_assets.storage.warehouse import Warehouse, warehouse_from_url
 
-_NO_PASSWORD = " Never a password here (the UI shows field values): unset or dg.EnvVar(...)."
+_DIRECT_URL = ("A URL given directly instead of the variable (tests, scripts). Never a password here: "
+               "the UI shows field values; use the variable (or dg.EnvVar(...), shown by name).")
+
+
+def env_var_field(variable: str, unset: str) -> Any:
+    """The field of a resource that names the environment variable configuring it (annotate it
+    `Literal["<variable>"]`): Dagster shows the name, the resource reads the variable when used."""
+    return Field(default=variable, description=f"The environment variable read when the resource is used "
+                 f"(the UI shows its name, never its value). Unset or empty: {unset}.")
 
 
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse: `duckdb:///path` (embedded default) or `postgresql://…`."""
 
-    url: str | None = Field(default=None, description="Unset: F1_WAREHOUSE_URL, else DuckDB under F1_HOME."
-                            + _NO_PASSWORD)
+    url_env_var: Literal[warehouse.URL_VARIABLE] = env_var_field(
+        warehouse.URL_VARIABLE, "DuckDB at $F1_HOME/warehouse.duckdb (the embedded default)")
+    url: str | None = Field(description=_DIRECT_URL)  # no default: not shown unless given
     _warehouse: Warehouse | None = PrivateAttr(default=None)
 
     def effective_url(self) -> str:
@@ -43,7 +64,8 @@ class WarehouseResource(dg.ConfigurableResource):
 class BlobStoreResource(dg.ConfigurableResource):
     """The blob store: a local directory (embedded default) or `gs://bucket/prefix`."""
 
-    url: str | None = Field(default=None, description="Unset: F1_BLOB_URL, else F1_HOME/blobs." + _NO_PASSWORD)
+    url_env_var: Literal[blob.URL_VARIABLE] = env_var_field(blob.URL_VARIABLE, "the directory $F1_HOME/blobs")
+    url: str | None = Field(description=_DIRECT_URL)  # no default: not shown unless given
     _store: BlobStore | None = PrivateAttr(default=None)
 
     def effective_url(self) -> str:
