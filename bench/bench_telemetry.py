@@ -8,6 +8,7 @@ Prints one JSON object per measurement on its last lines (DESIGN.md "Performance
 """
 
 import gc
+import io
 import json
 import resource
 import sys
@@ -17,7 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from f1_assets.assets.ingest_fastf1 import to_parquet_bytes  # noqa: E402
 from f1_assets.transforms.telemetry import merge_race_telemetry  # noqa: E402
 from f1_assets_tests.test_telemetry import make_fastf1_telemetry  # noqa: E402
 
@@ -31,13 +31,20 @@ def emit(bench: str, value: float, unit: str, note: str, baseline: float | None 
                       "ratio": ratio, "note": note}))
 
 
+def parquet_size(frame) -> int:
+    """Bytes of the frame as the Parquet IO manager encodes it (`f1_assets.io_managers.parquet`)."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return len(buffer.getvalue())
+
+
 def process(seed: int) -> tuple[int, int, float]:
     car, pos, laps = make_fastf1_telemetry(DRIVERS, laps=LAPS, lap_seconds=LAP_SECONDS, seed=seed)
     samples = sum(len(f) for f in [*car.values(), *pos.values()])
     start = time.perf_counter()
     race, stats = merge_race_telemetry(car, pos, laps, DRIVERS)
     merged = time.perf_counter() - start
-    size = len(to_parquet_bytes(race))
+    size = parquet_size(race)
     return samples, size, merged
 
 

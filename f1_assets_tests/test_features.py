@@ -8,12 +8,14 @@ telemetry Parquet shape (the shared data has no car telemetry).
 from __future__ import annotations
 
 import base64
+import io
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from f1_assets.assets.features import lap_features, telemetry_features
 from f1_assets.checks import features as checks
@@ -22,15 +24,10 @@ from f1_assets.io_managers import blob_key
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.blob import blob_store_from_url
 from f1_assets.storage.warehouse import warehouse_from_url
+from f1_assets.tables import TABLES
 from f1_assets.transforms import features as feat
 from f1_assets.transforms import jolpica
-from f1_assets.transforms.features import (
-    LAP_FEATURE_COLUMNS,
-    TELEMETRY_FEATURE_COLUMNS,
-    build_lap_features,
-    build_telemetry_features,
-)
-from f1_assets.transforms.plots import png_dimensions
+from f1_assets.transforms.features import build_lap_features, build_telemetry_features
 from f1_assets_tests.helpers import replay_pages
 
 BAHRAIN_LAPS = 1055
@@ -63,7 +60,9 @@ def features(bahrain: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def test_one_row_per_raw_lap(features: pd.DataFrame, bahrain: dict[str, pd.DataFrame]) -> None:
     assert len(features) == BAHRAIN_LAPS == len(bahrain["laps"])
-    assert list(features.columns) == LAP_FEATURE_COLUMNS
+    # the frame is the declared table: its columns in order, with the declared pandas dtypes
+    assert features.dtypes.astype(str).to_dict() == TABLES["lap_features"].dtypes()
+    assert list(features.columns) == TABLES["lap_features"].column_names
     assert not features.duplicated(["driver_id", "lap_number"]).any()
     assert set(features["race_id"]) == {"2023-01"}
     assert set(features["circuit_id"]) == {"bahrain"}
@@ -331,7 +330,8 @@ def _telemetry() -> pd.DataFrame:
 
 def test_telemetry_features_exact_counts() -> None:
     out = build_telemetry_features(_telemetry(), season=2023, rnd=1)
-    assert list(out.columns) == TELEMETRY_FEATURE_COLUMNS
+    assert out.dtypes.astype(str).to_dict() == TABLES["telemetry_features"].dtypes()
+    assert list(out.columns) == TABLES["telemetry_features"].column_names
     out = out.set_index(["driver_number", "lap_number"])
     assert len(out) == 3
     a, b, c = out.loc[(1, 1)], out.loc[(1, 2)], out.loc[(44, 1)]
@@ -366,7 +366,8 @@ def test_lap_samples_groups_in_time_order_whatever_the_row_order() -> None:
 
 def test_telemetry_features_empty_and_checks() -> None:
     empty = build_telemetry_features(_telemetry().iloc[:0], season=2023, rnd=1)
-    assert empty.empty and list(empty.columns) == TELEMETRY_FEATURE_COLUMNS
+    assert empty.empty and list(empty.columns) == TABLES["telemetry_features"].column_names
+    assert empty.dtypes.astype(str).to_dict() == TABLES["telemetry_features"].dtypes()
     good = build_telemetry_features(_telemetry(), season=2023, rnd=1)
     assert all(o.passed for o in checks.telemetry_feature_checks(good))
     bad = good.copy()
@@ -456,7 +457,7 @@ def test_write_twice_no_duplicates(features: pd.DataFrame, warehouse_url: str) -
         assert wh.replace_partition("lap_features", features, part) == BAHRAIN_LAPS
         assert wh.count("lap_features", part) == BAHRAIN_LAPS
     back = wh.read_partition("lap_features", part)
-    assert list(back.columns) == LAP_FEATURE_COLUMNS
+    assert list(back.columns) == TABLES["lap_features"].column_names
     back = back.set_index(["driver_id", "lap_number"]).sort_index()
     mine = features.set_index(["driver_id", "lap_number"]).sort_index()
     assert (back["gap_to_leader_ms"].astype("int64") == mine["gap_to_leader_ms"].astype("int64")).all()
@@ -491,7 +492,7 @@ def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataF
         assert meta["dagster/row_count"].value == BAHRAIN_LAPS
         # the per-race lap-time distribution renders in the UI as a PNG inside markdown
         png = base64.b64decode(meta["lap_time_distribution"].value.split("base64,", 1)[1].split(")", 1)[0])
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and min(png_dimensions(png)) >= 200
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and min(Image.open(io.BytesIO(png)).size) >= 200
         assert mats["telemetry_features"].materialization.metadata["dagster/row_count"].value == 3
         assert wh.count("lap_features", part) == BAHRAIN_LAPS
 

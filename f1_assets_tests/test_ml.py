@@ -6,6 +6,7 @@ per test so the two races land in different splits; everything runs on DuckDB an
 """
 
 import base64
+import io
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from f1_assets.assets.ml import (
     SplitBounds,
@@ -23,10 +25,11 @@ from f1_assets.assets.ml import (
 )
 from f1_assets.resources.storage import WarehouseResource
 from f1_assets.storage.warehouse import warehouse_from_url
+from f1_assets.tables import table
 from f1_assets.transforms import jolpica
 from f1_assets.transforms import profiles as prof
 from f1_assets.transforms.features import build_lap_features
-from f1_assets.transforms.plots import lap_time_distribution_png, png_dimensions
+from f1_assets.transforms.plots import lap_time_distribution_png
 from f1_assets_tests.helpers import replay_pages
 
 BAHRAIN, BRITISH = "2023-01", "2023-10"
@@ -148,9 +151,101 @@ def test_profile_formulas_on_real_races(races: dict[str, dict[str, pd.DataFrame]
     assert strict["data_quality"].notna().all()
 
 
+def _clean_laps(driver: str, times: list[float], race: str = "2023-01", stint: int = 1) -> pd.DataFrame:
+    """Prepared-lap rows (the shape `_prep_laps` returns) of consecutive clean laps."""
+    n = len(times)
+    return pd.DataFrame({"race_id": race, "season": 2023.0, "round": float(race[-2:]), "driver_id": driver,
+                         "lap_number": np.arange(2.0, n + 2), "lap_time_ms": np.array(times, dtype=float),
+                         "stint": float(stint), "tire_age": np.arange(1.0, n + 1), "clean": True})
+
+
+def test_consistency_score_is_the_field_spread_over_the_driver_spread() -> None:
+    """A's lap-to-lap spread is 100 ms, B's 200 ms: field (median) 150 ms → A 1.5, B 0.75."""
+    df = pd.concat([_clean_laps("a", [90_000, 90_100] * 4), _clean_laps("b", [90_000, 90_200] * 4)])
+    params = prof.ProfileParams(min_races=1, min_clean_pairs=5)
+    drivers = pd.Index(["a", "b", "c"], name="driver_id")
+    score, reason = prof.consistency_score(df, params, drivers)
+    assert score["a"] == pytest.approx(1.5) and score["b"] == pytest.approx(0.75) and np.isnan(score["c"])
+    assert reason["a"] is None and reason["c"].startswith("consistency: 0 race(s) with >= 5 consecutive")
+    strict, _ = prof.consistency_score(df, prof.ProfileParams(min_races=1, min_clean_pairs=8), drivers)
+    assert strict.isna().all()  # 7 pairs each: below the minimum
+
+
+def _duels(rows: list[tuple[str, bool, int, bool, bool]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["driver_id", "attack", "passes_made", "pressure", "held"]).assign(
+        race_id="2023-01")
+
+
+def test_aggression_and_pressure_response_against_the_field_rate() -> None:
+    """Four attack laps each: A passes twice, B never (field rate 2/8 per lap, 1 pass expected each);
+    four pressure laps each: A holds all, B two (field 6/8, 3 expected each)."""
+    duels = _duels([("a", True, i % 2, True, True) for i in range(4)]
+                   + [("b", True, 0, True, i < 2) for i in range(4)])
+    drivers = pd.Index(["a", "b"], name="driver_id")
+    params = prof.ProfileParams(min_attack_laps=4, min_pressure_laps=4)
+    aggression, why = prof.aggression_score(duels, params, drivers)
+    assert aggression.tolist() == [2.0, 0.0] and why.isna().all()
+    pressure, why = prof.pressure_response_score(duels, params, drivers)
+    assert pressure.tolist() == [0.25, -0.25] and why.isna().all()
+    few = prof.ProfileParams(min_attack_laps=5, min_pressure_laps=5)
+    aggression, why = prof.aggression_score(duels, few, drivers)
+    assert aggression.isna().all()
+    assert why["a"] == "aggression: 4 attack lap(s) within 1000 ms of the car ahead, need 5"
+    no_pass = duels.assign(passes_made=0)
+    _, why = prof.aggression_score(no_pass, params, drivers)
+    assert why["a"] == "aggression: the field made no on-track pass in the driver's races"
+
+
+def test_lap_duels_count_an_on_track_pass_and_the_pressure_before_it() -> None:
+    """Lap 1: A leads B by 0.5 s, C 3 s further back; lap 2: B ahead of A."""
+    df = pd.DataFrame({"race_id": "2023-01", "driver_id": ["a", "b", "c"] * 2,
+                       "lap_number": [1.0] * 3 + [2.0] * 3, "position": [1.0, 2.0, 3.0, 2.0, 1.0, 3.0],
+                       "delta_to_next_ms": [0.0, 500.0, 3_000.0, 400.0, 0.0, 3_100.0],
+                       "pit_lap": False, "neutral": False})
+    duels = prof.lap_duels(df, prof.ProfileParams()).set_index("driver_id")
+    assert duels["passes_made"].to_dict() == {"a": 0, "b": 1, "c": 0}
+    assert duels["passes_lost"].to_dict() == {"a": 1, "b": 0, "c": 0}
+    assert duels["attack"].to_dict() == {"a": False, "b": True, "c": False}  # C was 3 s behind
+    assert duels["pressure"].to_dict() == {"a": True, "b": False, "c": False}  # B within 1 s behind A
+    assert not duels.loc["a", "held"] and duels.loc["b", "held"]
+    neutral = prof.lap_duels(df.assign(neutral=df["lap_number"] == 2), prof.ProfileParams())
+    assert neutral.empty  # a neutralised lap is no racing lap for anyone
+
+
+def test_tire_management_score_relative_to_the_team_mate() -> None:
+    """Team-mates: A loses 100 ms per lap of tyre age, B 50 ms → A -50, B +50 (ms per lap)."""
+    df = pd.concat([_clean_laps("a", [90_000 + 100 * k for k in range(6)]),
+                    _clean_laps("b", [91_000 + 50 * k for k in range(6)]),
+                    _clean_laps("c", [92_000 + 70 * k for k in range(6)])])  # no team-mate
+    results = pd.DataFrame({"season": 2023, "round": 1, "driver_id": ["a", "b", "c"],
+                            "constructor_id": ["red", "red", "blue"]})
+    drivers = pd.Index(["a", "b", "c"], name="driver_id")
+    score, why = prof.tire_management_score(df, results, prof.ProfileParams(min_races=1), drivers)
+    assert score["a"] == pytest.approx(-50.0) and score["b"] == pytest.approx(50.0) and np.isnan(score["c"])
+    assert why["c"].startswith("tire_management: 0 race(s) with a team-mate stint comparison")
+    short, _ = prof.tire_management_score(df, results, prof.ProfileParams(min_races=1, min_stint_laps=7), drivers)
+    assert short.isna().all()  # stints of 6 clean laps are too short
+
+
+def test_data_quality_score_is_clean_over_completed_laps() -> None:
+    results = pd.DataFrame({"season": 2023, "round": [1, 1, 1, 2], "driver_id": ["a", "a", "b", "b"],
+                            "laps": [57.0, 57.0, 0.0, 10.0]})  # a's row twice: counted once
+    drivers = pd.Index(["a", "b", "c"], name="driver_id")
+    score, why = prof.data_quality_score(pd.Series([50, 12, 0], index=drivers), results, drivers)
+    assert score["a"] == pytest.approx(50 / 57) and score["b"] == 1.0 and np.isnan(score["c"])  # clipped at 1
+    assert why.tolist() == [None, None, "data_quality: no completed lap in raw_results"]
+
+
+def test_profiles_have_the_declared_columns_and_dtypes(races: dict[str, dict[str, pd.DataFrame]]) -> None:
+    p = prof.driver_profiles(races[BAHRAIN]["features"], races[BAHRAIN]["results"], PARAMS)
+    declared = table("driver_profiles").dtypes()
+    assert "updated_at" in declared and prof.PROFILE_COLUMNS == [c for c in declared if c != "updated_at"]
+    assert p.dtypes.astype(str).to_dict() == {c: declared[c] for c in prof.PROFILE_COLUMNS}
+
+
 def test_lap_time_distribution_png(races: dict[str, dict[str, pd.DataFrame]]) -> None:
     png = lap_time_distribution_png(races[BAHRAIN]["features"])
-    width, height = png_dimensions(png)
+    width, height = Image.open(io.BytesIO(png)).size
     assert len(png) > 5_000 and width >= 480 and height == 360
 
 
@@ -182,7 +277,7 @@ def test_splits_and_profiles_follow_the_boundaries(warehouse_url: str, races, in
     # the plot renders: a PNG of the configured size inside the markdown metadata
     md = p["consistency_vs_aggression"]
     data = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", md).group(1))
-    assert len(data) == p["plot_png_bytes"] > 5_000 and png_dimensions(data) == (560, 400)
+    assert len(data) == p["plot_png_bytes"] > 5_000 and Image.open(io.BytesIO(data)).size == (560, 400)
 
     # move the British GP into train: the profile inputs grow by exactly that race
     result = _run(warehouse_url, instance, SPLIT_B)

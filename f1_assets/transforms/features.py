@@ -2,8 +2,9 @@
 
 Pure, vectorised pandas functions (DataFrames in, DataFrame out; no Dagster, no storage). Called by
 the feature assets (`f1_assets.assets.features`), by tests and by `bench/bench_features.py`.
-Column sets equal the DDL of `lap_features` / `telemetry_features` in `sql/schema.sql`
-(`LAP_FEATURE_COLUMNS`, `TELEMETRY_FEATURE_COLUMNS`), so a frame goes straight to the warehouse writer.
+Each result is conformed to its table's declaration (`f1_assets.tables`: `lap_features`,
+`telemetry_features`), which alone states the columns and their dtypes; a frame goes straight to the
+warehouse writer.
 
 Feature definitions (one row per driver-lap of `raw_laps`; no row is ever dropped):
 
@@ -51,6 +52,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from f1_assets.tables import table
+
 START_FUEL_KG = 110.0
 MIN_LAP_MS = 30_000
 MAX_LAP_MS = 300_000
@@ -58,51 +61,6 @@ OUTLIER_SIGMAS = 3.0
 NEUTRALISED_FACTOR = 1.05  # field median of a lap vs the race's median field median
 DRS_OPEN_CODES = (10, 12, 14)
 UNKNOWN_COMPOUND = "UNKNOWN"
-
-LAP_FEATURE_COLUMNS = [
-    "season",
-    "round",
-    "race_id",
-    "race_date",
-    "circuit_id",
-    "driver_id",
-    "driver_code",
-    "driver_number",
-    "lap_number",
-    "lap_time_ms",
-    "position",
-    "tire_compound",
-    "tire_compound_std",
-    "stint",
-    "tire_age",
-    "pit_stop",
-    "fuel_remaining",
-    "gap_to_leader_ms",
-    "delta_to_next_ms",
-    "laps_remaining",
-    "track_status",
-    "safety_car",
-    "is_outlier",
-    "outlier_reason",
-]
-
-TELEMETRY_FEATURE_COLUMNS = [
-    "season",
-    "round",
-    "race_id",
-    "driver_number",
-    "driver_code",
-    "lap_number",
-    "throttle_mean",
-    "throttle_std",
-    "speed_max",
-    "speed_mean",
-    "brake_events",
-    "drs_open_share",
-    "sample_count",
-    "gap_samples",
-    "interpolated_samples",
-]
 
 # channels whose NaN marks a sample inside a telemetry gap (FastF1 leaves long gaps NULL)
 TELEMETRY_CHANNELS = ["Speed", "RPM", "nGear", "Throttle", "Brake", "DRS", "X", "Y", "Z"]
@@ -369,15 +327,6 @@ def outlier_flags(frame: pd.DataFrame, lap_ms: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"is_outlier": reason.notna().to_numpy(), "outlier_reason": reason})
 
 
-def conform_lap_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """The `lap_features` columns in table order with the warehouse dtypes."""
-    return frame[LAP_FEATURE_COLUMNS].astype(
-        {"season": "int64", "round": "int64", "driver_number": "Int64", "lap_number": "int64",
-         "lap_time_ms": "Int64", "position": "Int64", "pit_stop": "bool", "fuel_remaining": "float64",
-         "is_outlier": "bool"}
-    )
-
-
 def build_lap_features(
     race: Mapping[str, Any] | pd.Series | pd.DataFrame,
     results: pd.DataFrame,
@@ -405,7 +354,7 @@ def build_lap_features(
         gaps_ms(df["lap_number"], df["position"], cumulative_time_ms(df["driver_id"], lap_ms)),
         track_status_flags(fastf1["ff_track_status"]),
     ], axis=1)
-    return conform_lap_features(pd.concat([df, outlier_flags(df, lap_ms)], axis=1))
+    return table("lap_features").conform(pd.concat([df, outlier_flags(df, lap_ms)], axis=1))
 
 
 # ------------------------------------------------------------------------- telemetry_features
@@ -509,10 +458,9 @@ def interpolated_samples(samples: LapSamples) -> np.ndarray:
     return samples.per_lap_sum(interp).astype("int64")
 
 
-def build_telemetry_features(
-    telemetry: pd.DataFrame, *, season: int | None = None, rnd: int | None = None
-) -> pd.DataFrame:
-    """Raw per-sample telemetry → one row per (driver_number, lap_number).
+def build_telemetry_features(telemetry: pd.DataFrame, *, season: int, rnd: int) -> pd.DataFrame:
+    """Raw per-sample telemetry of race (`season`, `rnd`) → one `telemetry_features` row per
+    (driver_number, lap_number).
 
     Input: FastF1 merged car data + position in the raw telemetry Parquet shape (`DriverNumber`,
     `Driver`, `LapNumber`, `SessionTime`, `Speed`, `RPM`, `nGear`, `Throttle`, `Brake`, `DRS`,
@@ -525,19 +473,20 @@ def build_telemetry_features(
     - `drs_open_share`: share of known DRS codes that are open (`drs_open_share`).
     - `sample_count`: samples in the lap; `gap_samples`: samples with NaN in any channel
       (`TELEMETRY_CHANNELS`); `interpolated_samples`: samples with `Interpolated` true.
-
-    With `season` and `rnd` given, the frame carries the partition columns and `race_id` and equals
-    the `telemetry_features` DDL (`TELEMETRY_FEATURE_COLUMNS`).
     """
     samples = lap_samples(telemetry)
+    features = table("telemetry_features")
     if samples.groups == 0:
-        return _with_race(_empty_telemetry_features(), season, rnd)
+        return features.empty_frame()
     throttle_mean, throttle_std = nan_mean_std(samples, samples.channel("Throttle"))
     speed = samples.channel("Speed")
     speed_mean, _ = nan_mean_std(samples, speed)
     frame = samples.frame
     codes = frame["Driver"].to_numpy(dtype=object)[samples.order][samples.starts] if "Driver" in frame else None
     out = pd.DataFrame({
+        "season": np.int64(season),
+        "round": np.int64(rnd),
+        "race_id": race_id(season, rnd),
         "driver_number": samples.driver_number[samples.starts],
         "driver_code": codes,
         "lap_number": samples.lap_number[samples.starts],
@@ -551,20 +500,4 @@ def build_telemetry_features(
         "gap_samples": gap_samples(samples),
         "interpolated_samples": interpolated_samples(samples),
     })
-    return _with_race(out, season, rnd)
-
-
-def _empty_telemetry_features() -> pd.DataFrame:
-    out = pd.DataFrame({c: pd.Series(dtype="float64") for c in TELEMETRY_FEATURE_COLUMNS[3:]})
-    return out.astype({"driver_number": "int64", "lap_number": "int64", "driver_code": object,
-                       "brake_events": "int64", "sample_count": "int64", "gap_samples": "int64",
-                       "interpolated_samples": "int64"})
-
-
-def _with_race(out: pd.DataFrame, season: int | None, rnd: int | None) -> pd.DataFrame:
-    if season is None or rnd is None:
-        return out
-    out.insert(0, "season", np.int64(season))
-    out.insert(1, "round", np.int64(rnd))
-    out.insert(2, "race_id", race_id(season, rnd))
-    return out[TELEMETRY_FEATURE_COLUMNS]
+    return features.conform(out)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import struct
 
 import numpy as np
 import pandas as pd
@@ -29,14 +28,6 @@ def _png(fig: Figure) -> bytes:
 def png_markdown(png: bytes, alt: str) -> str:
     """A markdown image embedding the PNG (for `dg.MetadataValue.md`)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
-
-
-def png_dimensions(png: bytes) -> tuple[int, int]:
-    """(width, height) from the PNG header; raises ValueError for anything that is not a PNG."""
-    if len(png) < 24 or png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
-        raise ValueError("not a PNG")
-    width, height = struct.unpack(">II", png[16:24])
-    return int(width), int(height)
 
 
 def profile_scatter_png(profiles: pd.DataFrame, x: str = "aggression", y: str = "consistency") -> bytes:

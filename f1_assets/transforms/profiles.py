@@ -59,22 +59,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-PROFILE_COLUMNS = [
-    "driver_id",
-    "driver_code",
-    "name",
-    "aggression",
-    "consistency",
-    "pressure_response",
-    "tire_management",
-    "career_races",
-    "data_quality",
-    "laps_used",
-    "races_used",
-    "first_race_id",
-    "last_race_id",
-    "null_reason",
-]
+from f1_assets.tables import table
+
+_PROFILES = table("driver_profiles")
+# the declared columns but `updated_at`, which the asset stamps when it writes the table
+PROFILE_COLUMNS = [c for c in _PROFILES.column_names if c != "updated_at"]
 SCORES = ["aggression", "consistency", "pressure_response", "tire_management", "data_quality"]
 
 # the lap_features columns the profiles read (the asset selects exactly these from the train view)
@@ -363,8 +352,9 @@ def driver_profiles(laps: pd.DataFrame, results: pd.DataFrame, params: ProfilePa
         "data_quality": data_quality_score(out["laps_used"], res, drivers),
     }
     for col, (score, _) in scored.items():
-        out[col] = score.astype("float64")
+        out[col] = score
     reasons = zip(*(reason.to_numpy() for _, reason in scored.values()), strict=True)
     out["null_reason"] = pd.Series(["; ".join(r for r in row if r is not None) or None for row in reasons],
                                    index=drivers, dtype=object)
-    return out.reset_index()[PROFILE_COLUMNS]
+    dtypes = _PROFILES.dtypes()
+    return out.reset_index()[PROFILE_COLUMNS].astype({c: dtypes[c] for c in PROFILE_COLUMNS})
