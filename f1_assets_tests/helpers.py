@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 
+from f1_assets import definitions
 from f1_assets.assets import ingest_jolpica
 from f1_assets.definitions import build_resources
 from f1_assets_tests.jolpica_server import Dataset
@@ -22,11 +23,19 @@ def resources(warehouse_url: str, blob_dir: str, base_url: str, **jolpica: Any) 
     return build_resources(warehouse_url=warehouse_url, blob_url=blob_dir, jolpica_url=base_url, **config)
 
 
+def materialize(selection: Any, **kwargs: Any) -> dg.ExecuteInProcessResult:
+    """`dg.materialize` of `selection` (assets, keys or an AssetSelection) within the code location's
+    whole graph: every asset and check of `f1_assets.definitions`, so unselected upstream assets are
+    loaded through their IO managers, as a run launched from the UI would. kwargs: `dg.materialize`'s."""
+    defs = definitions.defs
+    return dg.materialize([*defs.assets, *defs.asset_checks], selection=selection, **kwargs)
+
+
 def materialize_calendar(
     instance: dg.DagsterInstance, season: int, res: dict[str, Any], prefetch: bool = True
 ) -> dg.ExecuteInProcessResult:
     config = dg.RunConfig({"raw_races": ingest_jolpica.CalendarConfig(prefetch_season_tables=prefetch)})
-    return dg.materialize(
+    return materialize(
         [ingest_jolpica.raw_races], partition_key=str(season), instance=instance, resources=res, run_config=config
     )
 
@@ -36,7 +45,7 @@ def materialize_race(
 ) -> dg.ExecuteInProcessResult:
     if key not in instance.get_dynamic_partitions("races"):
         instance.add_dynamic_partitions("races", [key])
-    return dg.materialize(
+    return materialize(
         assets or ingest_jolpica.RACE_ASSETS,
         partition_key=key,
         instance=instance,

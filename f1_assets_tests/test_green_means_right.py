@@ -23,6 +23,7 @@ from f1_assets.storage.blob import LocalBlobStore
 from f1_assets.storage.warehouse import warehouse_from_url
 from f1_assets_tests.helpers import (
     check_results,
+    materialize,
     materialize_calendar,
     metadata_of,
     resources,
@@ -53,8 +54,8 @@ def server():
 def _run(instance, res, tags: dict[str, str] | None = None, assets=None) -> dg.ExecuteInProcessResult:
     if KEY not in instance.get_dynamic_partitions("races"):
         instance.add_dynamic_partitions("races", [KEY])
-    return dg.materialize(assets or RACE, partition_key=KEY, instance=instance, resources=res,
-                          raise_on_error=False, tags=tags)
+    return materialize(assets or RACE, partition_key=KEY, instance=instance, resources=res,
+                       raise_on_error=False, tags=tags)
 
 
 def _failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:
@@ -95,7 +96,7 @@ def test_a_shrinking_upstream_never_replaces_good_rows(instance, duckdb_url, tmp
     laps.items = []  # total 0, no rows
     result = _run(instance, res)
     message = _failures(result)["raw_laps"]
-    assert "has_rows" in message and "(0 rows)" in message and "the 120 stored rows are kept" in message
+    assert "has_rows" in message and "(0 rows)" in message and "what is stored (120 rows) is kept" in message
     assert _rows(warehouse_url) == 120 and _rows(warehouse_url, "lap_features") == 120
 
     # an explicit run may accept it, and says so
@@ -123,7 +124,7 @@ def test_a_failing_blocking_check_writes_nothing(instance, duckdb_url, tmp_path,
     laps.items[7] = (number, dict(timing, driverId="zulu"))  # same row count, a driver not in the results
     result = _run(instance, res)
     message = _failures(result)["raw_laps"]
-    assert "drivers_in_results" in message and "zulu" in message and "120 stored rows are kept" in message
+    assert "drivers_in_results" in message and "zulu" in message and "what is stored (120 rows) is kept" in message
     check = check_results(result)[("raw_laps", "drivers_in_results")]
     assert not check.passed and check.metadata["failing_keys"].value == ["zulu"]
     wh = warehouse_from_url(duckdb_url)
@@ -275,8 +276,8 @@ def test_an_unreachable_host_fails_fast_with_a_hint(instance, duckdb_url, tmp_pa
         base = f"http://127.0.0.1:{port}/ergast/f1/"
     res = resources(duckdb_url, str(tmp_path / "blobs"), base)
     started = time.monotonic()
-    result = dg.materialize([ingest_jolpica.raw_races], partition_key=str(SEASON), instance=instance,
-                            resources=res, raise_on_error=False)
+    result = materialize([ingest_jolpica.raw_races], partition_key=str(SEASON), instance=instance,
+                         resources=res, raise_on_error=False)
     elapsed = time.monotonic() - started
     assert not result.success and elapsed < 30
     message = _failures(result)["raw_races"]
