@@ -29,10 +29,11 @@ import pandas as pd
 import pandera.pandas as pa
 
 from f1_assets.checks.rules import COMPLETENESS_MIN, LAP_FEATURES, MAX_KEYS, TELEMETRY_FEATURES, CheckOutcome
+from f1_assets.tables import table
 from f1_assets.transforms.jolpica import starters
 
-LAP_KEY = ["season", "round", "driver_id", "lap_number"]
-TELEMETRY_KEY = ["season", "round", "driver_number", "lap_number"]
+LAP_KEY = list(table("lap_features").primary_key)
+TELEMETRY_KEY = list(table("telemetry_features").primary_key)
 FASTF1_ONLY_COLUMNS = ("track_status", "safety_car")
 # columns NULL by design on most rows: not a completeness matter
 COMPLETENESS_EXEMPT = ("outlier_reason",)
@@ -53,62 +54,26 @@ def _outcome(name: str, description: str, bad: pd.DataFrame, total: int, key: li
 
 # ------------------------------------------------------------------------- pandera schemas
 
-LAP_FEATURES_SCHEMA = pa.DataFrameSchema(
-    {
-        "season": pa.Column("int64"),
-        "round": pa.Column("int64", pa.Check.in_range(1, 30)),
-        "race_id": pa.Column(str, pa.Check.str_matches(r"^\d{4}-\d{2}$")),
-        "race_date": pa.Column(nullable=True),
-        "circuit_id": pa.Column(nullable=True),
-        "driver_id": pa.Column(str),
-        "driver_code": pa.Column(nullable=True),
-        "driver_number": pa.Column("Int64", nullable=True),
-        "lap_number": pa.Column("int64", pa.Check.ge(1)),
-        "lap_time_ms": pa.Column("Int64", pa.Check.gt(0), nullable=True),
-        "position": pa.Column("Int64", nullable=True),
-        "tire_compound": pa.Column(str),
-        "tire_compound_std": pa.Column(
-            str, pa.Check.isin(["SOFT", "MEDIUM", "HARD", "INTERMEDIATE", "WET", "UNKNOWN"])
-        ),
-        "stint": pa.Column("Int64", pa.Check.ge(1), nullable=True),
-        "tire_age": pa.Column("Int64", pa.Check.ge(1), nullable=True),
-        "pit_stop": pa.Column(bool),
-        "fuel_remaining": pa.Column(float, nullable=True),
-        "gap_to_leader_ms": pa.Column("Int64", nullable=True),
-        "delta_to_next_ms": pa.Column("Int64", nullable=True),
-        "laps_remaining": pa.Column("Int64", nullable=True),
-        "track_status": pa.Column(nullable=True),
-        "safety_car": pa.Column("boolean", nullable=True),
-        "is_outlier": pa.Column(bool),
-        "outlier_reason": pa.Column(nullable=True),
-    },
-    unique=["season", "round", "driver_id", "lap_number"],
-    strict=True,
-    name="lap_features",
-)
+# dtypes, nullability, the unique primary key and strictness come from the table declarations;
+# these are the value rules on top
+LAP_FEATURES_SCHEMA = table("lap_features").pandera_schema({
+    "round": [pa.Check.in_range(1, 30)],
+    "race_id": [pa.Check.str_matches(r"^\d{4}-\d{2}$")],
+    "lap_number": [pa.Check.ge(1)],
+    "lap_time_ms": [pa.Check.gt(0)],
+    "tire_compound_std": [pa.Check.isin(["SOFT", "MEDIUM", "HARD", "INTERMEDIATE", "WET", "UNKNOWN"])],
+    "stint": [pa.Check.ge(1)],
+    "tire_age": [pa.Check.ge(1)],
+})
 
-TELEMETRY_FEATURES_SCHEMA = pa.DataFrameSchema(
-    {
-        "season": pa.Column("int64"),
-        "round": pa.Column("int64"),
-        "race_id": pa.Column(str),
-        "driver_number": pa.Column("int64"),
-        "driver_code": pa.Column(nullable=True),
-        "lap_number": pa.Column("int64", pa.Check.ge(0)),
-        "throttle_mean": pa.Column(float, nullable=True),
-        "throttle_std": pa.Column(float, nullable=True),
-        "speed_max": pa.Column(float, nullable=True),
-        "speed_mean": pa.Column(float, nullable=True),
-        "brake_events": pa.Column("int64", pa.Check.ge(0)),
-        "drs_open_share": pa.Column(float, pa.Check.in_range(0, 1), nullable=True),
-        "sample_count": pa.Column("int64", pa.Check.ge(1)),
-        "gap_samples": pa.Column("int64", pa.Check.ge(0)),
-        "interpolated_samples": pa.Column("int64", pa.Check.ge(0)),
-    },
-    unique=["season", "round", "driver_number", "lap_number"],
-    strict=True,
-    name="telemetry_features",
-)
+TELEMETRY_FEATURES_SCHEMA = table("telemetry_features").pandera_schema({
+    "lap_number": [pa.Check.ge(0)],
+    "brake_events": [pa.Check.ge(0)],
+    "drs_open_share": [pa.Check.in_range(0, 1)],
+    "sample_count": [pa.Check.ge(1)],
+    "gap_samples": [pa.Check.ge(0)],
+    "interpolated_samples": [pa.Check.ge(0)],
+})
 
 
 def check_schema(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> CheckOutcome:
