@@ -137,6 +137,12 @@ class Warehouse(ABC):
     def execute(self, sql_text: str, params: Sequence[Any] = ()) -> None:
         """Run one statement with %s placeholders in its own transaction."""
 
+    @abstractmethod
+    def execute_all(self, statements: Sequence[Any], lock: str | None = None) -> list[str]:
+        """Run statements (text, or `psycopg.sql.Composed` on PostgreSQL) in one transaction: all or
+        none. `lock` names an advisory lock held for the transaction (PostgreSQL; DuckDB has one
+        writer). Returns each statement's SQL text."""
+
     def read_partition(self, table: str, partition: Mapping[str, Any]) -> pd.DataFrame:
         cols = self.columns(table)
         where = " AND ".join(f"{self.quote(_check_ident(k))} = %s" for k in partition)
@@ -297,6 +303,19 @@ class DuckDBWarehouse(Warehouse):
         with self._connect() as con:
             con.execute(sql_text.replace("%s", "?"), list(params))
 
+    def execute_all(self, statements: Sequence[Any], lock: str | None = None) -> list[str]:
+        self.ensure_schema()
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for statement in statements:
+                    con.execute(statement)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return [str(statement) for statement in statements]
+
 
 _PG_COPY_TYPES = {
     "integer": "int4",
@@ -439,6 +458,17 @@ class PostgresWarehouse(Warehouse):
         self.ensure_schema()
         with self.connect() as conn:
             conn.execute(sql_text, list(params) or None)
+
+    def execute_all(self, statements: Sequence[Any], lock: str | None = None) -> list[str]:
+        self.ensure_schema()
+        with self.connect() as conn:
+            if lock:
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock])
+            texts = [s if isinstance(s, str) else s.as_string(conn) for s in statements]
+            for statement in statements:
+                conn.execute(statement)
+            conn.commit()
+        return texts
 
 
 def _rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
