@@ -468,13 +468,19 @@ def test_write_twice_no_duplicates(features: pd.DataFrame, warehouse_url: str) -
     assert wh.count("telemetry_features", part) == 3
 
 
+def _stored_raw_tables(url: str, bahrain: dict[str, pd.DataFrame]):
+    """A warehouse at `url` holding the race's raw tables (the lap_features inputs)."""
+    wh = warehouse_from_url(url)
+    for name, key in (("raw_races", "races"), ("raw_results", "results"), ("raw_laps", "laps"),
+                      ("raw_pit_stops", "pit_stops")):
+        wh.replace_partition(name, bahrain[key], {"season": 2023, "round": 1})
+    return wh
+
+
 def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataFrame, tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
-    wh = warehouse_from_url(url)
+    wh = _stored_raw_tables(url, bahrain)
     part = {"season": 2023, "round": 1}
-    for table, key in (("raw_races", "races"), ("raw_results", "results"), ("raw_laps", "laps"),
-                       ("raw_pit_stops", "pit_stops")):
-        wh.replace_partition(table, bahrain[key], part)
     blobs = blob_store_from_url(str(tmp_path / "blobs"))
     buf = _telemetry().to_parquet(index=False)
     blobs.put(blob_key("telemetry", "2023-01"), buf)
@@ -517,11 +523,8 @@ def test_a_failing_error_rule_blocks_and_keeps_the_stored_rows(bahrain: dict[str
     """position_range (ERROR, blocking) fails on the new input: nothing written, the step fails naming the
     rule and its keys, no materialization, and a downstream asset in the same run is not built."""
     url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
-    wh = warehouse_from_url(url)
+    wh = _stored_raw_tables(url, bahrain)
     part = {"season": 2023, "round": 1}
-    for table, key in (("raw_races", "races"), ("raw_results", "results"), ("raw_laps", "laps"),
-                       ("raw_pit_stops", "pit_stops")):
-        wh.replace_partition(table, bahrain[key], part)
     resources = {"warehouse": WarehouseResource(url=url), "blob_store": BlobStoreResource(url=str(tmp_path / "b"))}
 
     @dg.asset(partitions_def=lap_features.partitions_def, deps=[lap_features])

@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pydantic
 import pytest
 from PIL import Image
 
@@ -234,6 +235,17 @@ def test_data_quality_score_is_clean_over_completed_laps() -> None:
     score, why = prof.data_quality_score(pd.Series([50, 12, 0], index=drivers), results, drivers)
     assert score["a"] == pytest.approx(50 / 57) and score["b"] == 1.0 and np.isnan(score["c"])  # clipped at 1
     assert why.tolist() == [None, None, "data_quality: no completed lap in raw_results"]
+
+
+def test_param_fields_build_the_run_config() -> None:
+    """The thresholds are listed once (ProfileParams); a Dagster config class built from them takes the
+    same run config as before and yields the same params."""
+    assert prof.param_fields()["min_races"] == (int, 3) and prof.param_fields()["slow_lap_factor"] == (float, 1.07)
+    config_class = pydantic.create_model("ProfileConfig", __base__=dg.Config, **prof.param_fields())
+    assert prof.ProfileParams(**config_class(**PROFILE_CFG).model_dump()) == PARAMS
+    assert prof.ProfileParams(**config_class().model_dump()) == prof.ProfileParams()
+    with pytest.raises(pydantic.ValidationError):
+        config_class(min_races="three")
 
 
 def test_profiles_have_the_declared_columns_and_dtypes(races: dict[str, dict[str, pd.DataFrame]]) -> None:

@@ -54,7 +54,8 @@ Definitions (thresholds are `ProfileParams`):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, get_type_hints
 
 import numpy as np
 import pandas as pd
@@ -102,6 +103,16 @@ class ProfileParams:
     min_attack_laps: int = 20
     min_pressure_laps: int = 20
     slow_lap_factor: float = 1.07
+
+
+def param_fields() -> dict[str, tuple[type, Any]]:
+    """`(type, default)` of each `ProfileParams` threshold, in declaration order.
+
+    The one list of thresholds a run-config class is built from (`assets/ml/config.py`:
+    `pydantic.create_model("ProfileConfig", __base__=dg.Config, **param_fields())`), so the names,
+    types and defaults are not written twice."""
+    hints = get_type_hints(ProfileParams)
+    return {f.name: (hints[f.name], f.default) for f in fields(ProfileParams)}
 
 
 def _prep_laps(laps: pd.DataFrame, params: ProfileParams) -> pd.DataFrame:
