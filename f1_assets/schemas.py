@@ -1,7 +1,9 @@
 """Pandera schemas of the raw tables — the contract a parsed frame meets before it is written.
 
-Called by the ingest assets (validation before any write) and by tests. A violation becomes an error
-that names the URL(s) the frame came from and the failing field.
+Each is its table's declaration (`f1_assets.tables`: every column, its dtype and nullability, the
+primary key unique, no other column) plus the value checks below. Called by the ingest assets
+(validation before any write) and by tests. A violation becomes an error that names the URL(s) the
+frame came from and the failing field.
 """
 
 from __future__ import annotations
@@ -9,42 +11,28 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pa
 
+from f1_assets.tables import table
+
 _POSITION_TEXT = ["R", "D", "W", "N", "E", "F"]
 
+_PARTITION_CHECKS = {"season": [pa.Check.in_range(1950, 2100)], "round": [pa.Check.in_range(1, 30)]}
 
-def _partition_columns() -> dict[str, pa.Column]:
-    return {
-        "season": pa.Column("int64", pa.Check.in_range(1950, 2100)),
-        "round": pa.Column("int64", pa.Check.in_range(1, 30)),
-    }
-
-
-RAW_RACES = pa.DataFrameSchema(
-    {
-        **_partition_columns(),
-        "race_name": pa.Column(str),
-        "circuit_id": pa.Column(str),
-        "lat": pa.Column("float64", pa.Check.in_range(-90, 90), nullable=True),
-        "lng": pa.Column("float64", pa.Check.in_range(-180, 180), nullable=True),
-        "has_sprint": pa.Column(bool),
-    },
-    unique=["season", "round"],
+RAW_RACES = table("raw_races").pandera_schema(
+    {**_PARTITION_CHECKS, "lat": [pa.Check.in_range(-90, 90)], "lng": [pa.Check.in_range(-180, 180)]}
 )
 
-_CLASSIFICATION = {
-    **_partition_columns(),
-    "position_order": pa.Column("int64", pa.Check.ge(1)),
-    "driver_id": pa.Column(str),
-    "constructor_id": pa.Column(str),
-    "grid": pa.Column("Int64", pa.Check.ge(0), nullable=True),
-    "position": pa.Column("Int64", pa.Check.ge(1), nullable=True),
-    "position_text": pa.Column(str, pa.Check(lambda s: s.str.isdigit() | s.isin(_POSITION_TEXT))),
-    "points": pa.Column("float64", pa.Check.ge(0)),
-    "laps": pa.Column("int64", pa.Check.ge(0)),
-    "status": pa.Column(str),
-    "time_ms": pa.Column("Int64", pa.Check.gt(0), nullable=True),
-    "fastest_lap_time_ms": pa.Column("Int64", pa.Check.gt(0), nullable=True),
+_CLASSIFICATION_CHECKS = {
+    **_PARTITION_CHECKS,
+    "position_order": [pa.Check.ge(1)],
+    "grid": [pa.Check.ge(0)],
+    "position": [pa.Check.ge(1)],
+    "position_text": [pa.Check(lambda s: s.str.isdigit() | s.isin(_POSITION_TEXT))],
+    "points": [pa.Check.ge(0)],
+    "laps": [pa.Check.ge(0)],
+    "time_ms": [pa.Check.gt(0)],
+    "fastest_lap_time_ms": [pa.Check.gt(0)],
 }
+
 
 def _no_driver_twice(df: pd.DataFrame) -> pd.Series:
     """No driver classified twice in the same car. (A driver in two cars of one race — the 1950s'
@@ -53,48 +41,35 @@ def _no_driver_twice(df: pd.DataFrame) -> pd.Series:
     return ~(df.duplicated(["season", "round", "driver_id", "driver_number"], keep=False) & numbered)
 
 
-RAW_RESULTS = pa.DataFrameSchema(
-    _CLASSIFICATION, unique=["season", "round", "position_order"],
-    checks=[pa.Check(_no_driver_twice, name="driver_classified_once", error="a driver appears twice in one car")],
-)
-RAW_SPRINT_RESULTS = RAW_RESULTS
+_DRIVER_ONCE = pa.Check(_no_driver_twice, name="driver_classified_once", error="a driver appears twice in one car")
+RAW_RESULTS = table("raw_results").pandera_schema(_CLASSIFICATION_CHECKS, dataframe_checks=[_DRIVER_ONCE])
+RAW_SPRINT_RESULTS = table("raw_sprint_results").pandera_schema(_CLASSIFICATION_CHECKS,
+                                                                 dataframe_checks=[_DRIVER_ONCE])
 
-RAW_QUALIFYING = pa.DataFrameSchema(
+RAW_QUALIFYING = table("raw_qualifying").pandera_schema(
     {
-        **_partition_columns(),
-        "position_order": pa.Column("int64", pa.Check.ge(1)),
-        "driver_id": pa.Column(str),
-        "constructor_id": pa.Column(str),
-        "position": pa.Column("Int64", pa.Check.ge(1), nullable=True),
-        "q1_ms": pa.Column("Int64", pa.Check.gt(0), nullable=True),
-        "q2_ms": pa.Column("Int64", pa.Check.gt(0), nullable=True),
-        "q3_ms": pa.Column("Int64", pa.Check.gt(0), nullable=True),
+        **_PARTITION_CHECKS,
+        "position_order": [pa.Check.ge(1)],
+        "position": [pa.Check.ge(1)],
+        "q1_ms": [pa.Check.gt(0)],
+        "q2_ms": [pa.Check.gt(0)],
+        "q3_ms": [pa.Check.gt(0)],
     },
-    unique=["season", "round", "position_order"],
-    checks=[pa.Check(lambda df: ~df.duplicated(["season", "round", "driver_id"], keep=False),
-                     name="driver_qualified_once", error="a driver appears twice in one qualifying")],
+    dataframe_checks=[pa.Check(lambda df: ~df.duplicated(["season", "round", "driver_id"], keep=False),
+                               name="driver_qualified_once", error="a driver appears twice in one qualifying")],
 )
 
-RAW_LAPS = pa.DataFrameSchema(
+RAW_LAPS = table("raw_laps").pandera_schema(
     {
-        **_partition_columns(),
-        "driver_id": pa.Column(str),
-        "lap_number": pa.Column("int64", pa.Check.ge(1)),
-        "position": pa.Column("Int64", pa.Check.ge(1), nullable=True),
-        "lap_time_ms": pa.Column("Int64", pa.Check.gt(0), nullable=True),  # `0:00.000` is no lap time
-    },
-    unique=["season", "round", "driver_id", "lap_number"],
+        **_PARTITION_CHECKS,
+        "lap_number": [pa.Check.ge(1)],
+        "position": [pa.Check.ge(1)],
+        "lap_time_ms": [pa.Check.gt(0)],  # `0:00.000` is no lap time
+    }
 )
 
-RAW_PIT_STOPS = pa.DataFrameSchema(
-    {
-        **_partition_columns(),
-        "driver_id": pa.Column(str),
-        "stop": pa.Column("int64", pa.Check.ge(1)),
-        "lap": pa.Column("int64", pa.Check.ge(0)),
-        "duration_ms": pa.Column("Int64", pa.Check.gt(0), nullable=True),
-    },
-    unique=["season", "round", "driver_id", "stop"],
+RAW_PIT_STOPS = table("raw_pit_stops").pandera_schema(
+    {**_PARTITION_CHECKS, "stop": [pa.Check.ge(1)], "lap": [pa.Check.ge(0)], "duration_ms": [pa.Check.gt(0)]}
 )
 
 

@@ -2,8 +2,8 @@
 
 Called by the `fastf1_laps` asset (`f1_assets.assets.ingest_fastf1`) and by tests. The input is
 FastF1's `session.laps` frame (columns Driver, DriverNumber, LapNumber, LapTime, Stint, Compound,
-TyreLife, FreshTyre, PitInTime, PitOutTime, TrackStatus, IsAccurate, Deleted, …); the output has
-exactly the columns of `fastf1_laps` in `sql/schema.sql`, in that order.
+TyreLife, FreshTyre, PitInTime, PitOutTime, Sector1Time..Sector3Time, TrackStatus, IsAccurate,
+Deleted, …); the output is the declared table `fastf1_laps` (`f1_assets.tables.fastf1`).
 """
 
 from __future__ import annotations
@@ -13,25 +13,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-FASTF1_LAPS_COLUMNS = [
-    "season",
-    "round",
-    "driver_number",
-    "driver_code",
-    "driver_id",
-    "lap_number",
-    "lap_time_ms",
-    "stint",
-    "compound",
-    "compound_std",
-    "fresh_tyre",
-    "tyre_life",
-    "pit_in_time_ms",
-    "pit_out_time_ms",
-    "track_status",
-    "is_accurate",
-    "deleted",
-]
+from f1_assets.tables.fastf1 import FASTF1_LAPS
+
+FASTF1_LAPS_COLUMNS = FASTF1_LAPS.column_names
 
 # Pirelli dry compounds, softest first, across eras (2018 names; 2019+ reports SOFT/MEDIUM/HARD)
 DRY_COMPOUNDS_SOFTEST_FIRST = ["HYPERSOFT", "ULTRASOFT", "SUPERSOFT", "SOFT", "MEDIUM", "HARD", "SUPERHARD"]
@@ -107,14 +91,15 @@ def laps_to_rows(
             "track_status": laps["TrackStatus"].astype(object).where(laps["TrackStatus"].notna(), None),
             "is_accurate": _bool(laps["IsAccurate"]),
             "deleted": _bool(laps["Deleted"]),
+            **{f"sector{n}_time_ms": _ms(laps[f"Sector{n}Time"]) for n in (1, 2, 3)},
         }
     )
     rows["driver_id"] = rows["driver_id"].where(rows["driver_id"].notna(), None)
-    return rows.sort_values(["driver_number", "lap_number"]).reset_index(drop=True)[FASTF1_LAPS_COLUMNS]
+    return FASTF1_LAPS.conform(rows.sort_values(["driver_number", "lap_number"]).reset_index(drop=True))
 
 
 def empty_rows() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in FASTF1_LAPS_COLUMNS})
+    return FASTF1_LAPS.empty_frame()
 
 
 def stints_by_driver(rows: pd.DataFrame) -> dict[str, list[tuple[int, str | None]]]:

@@ -3,7 +3,8 @@
 Each parser takes the pages of one endpoint as `(url, payload)` pairs (payload = the decoded JSON)
 and returns the rows of one raw table with typed columns: ints, durations in ms, dates. Upstream
 values are strings; a value that does not parse raises `UpstreamDataError` naming the URL and the
-field. Rows mean the same whether they come from a page or, later, from Jolpica's CSV dump.
+field. Rows mean the same whether they come from a page or, later, from Jolpica's CSV dump. Columns
+and dtypes are the tables' declarations (`f1_assets.tables.raw`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
+
+from f1_assets.tables import table
 
 Page = tuple[str, dict[str, Any]]
 
@@ -107,21 +110,7 @@ def _frame(rows: list[dict[str, Any]], dtypes: dict[str, str]) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------- schedule (raw_races)
 
-RACE_DTYPES = {
-    "season": "int64",
-    "round": "int64",
-    "race_name": "object",
-    "circuit_id": "object",
-    "circuit_name": "object",
-    "locality": "object",
-    "country": "object",
-    "lat": "float64",
-    "lng": "float64",
-    "race_date": "object",
-    "race_time": "object",
-    "has_sprint": "bool",
-    "url": "object",
-}
+RACE_DTYPES = table("raw_races").dtypes()
 
 
 def parse_schedule(pages: Sequence[Page]) -> pd.DataFrame:
@@ -156,27 +145,7 @@ def parse_schedule(pages: Sequence[Page]) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------- results / sprint
 
-RESULT_DTYPES = {
-    "season": "int64",
-    "round": "int64",
-    "position_order": "int64",
-    "driver_id": "object",
-    "driver_code": "object",
-    "driver_number": "Int64",
-    "given_name": "object",
-    "family_name": "object",
-    "constructor_id": "object",
-    "grid": "Int64",
-    "position": "Int64",
-    "position_text": "object",
-    "points": "float64",
-    "laps": "int64",
-    "status": "object",
-    "time_ms": "Int64",
-    "fastest_lap": "Int64",
-    "fastest_lap_rank": "Int64",
-    "fastest_lap_time_ms": "Int64",
-}
+RESULT_DTYPES = table("raw_results").dtypes()
 
 
 def _classification(pages: Sequence[Page], key: str) -> pd.DataFrame:
@@ -239,18 +208,7 @@ def parse_sprint(pages: Sequence[Page]) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------- qualifying
 
-QUALIFYING_DTYPES = {
-    "season": "int64",
-    "round": "int64",
-    "position_order": "int64",
-    "driver_id": "object",
-    "driver_number": "Int64",
-    "constructor_id": "object",
-    "position": "Int64",
-    "q1_ms": "Int64",
-    "q2_ms": "Int64",
-    "q3_ms": "Int64",
-}
+QUALIFYING_DTYPES = table("raw_qualifying").dtypes()
 
 
 def parse_qualifying(pages: Sequence[Page]) -> pd.DataFrame:
@@ -282,14 +240,7 @@ def parse_qualifying(pages: Sequence[Page]) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------- laps
 
-LAP_DTYPES = {
-    "season": "int64",
-    "round": "int64",
-    "driver_id": "object",
-    "lap_number": "int64",
-    "position": "Int64",
-    "lap_time_ms": "Int64",
-}
+LAP_DTYPES = table("raw_laps").dtypes()
 
 
 def parse_laps(pages: Sequence[Page]) -> pd.DataFrame:
@@ -335,15 +286,7 @@ def parse_laps(pages: Sequence[Page]) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------- pit stops
 
-PIT_STOP_DTYPES = {
-    "season": "int64",
-    "round": "int64",
-    "driver_id": "object",
-    "stop": "int64",
-    "lap": "int64",
-    "time_of_day": "object",
-    "duration_ms": "Int64",
-}
+PIT_STOP_DTYPES = table("raw_pit_stops").dtypes()
 
 
 def parse_pit_stops(pages: Sequence[Page]) -> pd.DataFrame:
