@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,14 @@ def resources(warehouse_url: str, blob_dir: str, base_url: str, **jolpica: Any) 
     return build_resources(warehouse_url=warehouse_url, blob_url=blob_dir, jolpica_url=base_url, **config)
 
 
-def materialize(selection: Any, **kwargs: Any) -> dg.ExecuteInProcessResult:
+def materialize(selection: Any, *, extra_assets: Sequence[dg.AssetsDefinition] = (),
+                **kwargs: Any) -> dg.ExecuteInProcessResult:
     """`dg.materialize` of `selection` (assets, keys or an AssetSelection) within the code location's
-    whole graph: every asset and check of `f1_assets.definitions`, so unselected upstream assets are
-    loaded through their IO managers, as a run launched from the UI would. kwargs: `dg.materialize`'s."""
+    whole graph: every asset and check of `f1_assets.definitions` (plus a test's `extra_assets`), so
+    unselected upstream assets are loaded through their IO managers, as a run launched from the UI
+    would. kwargs: `dg.materialize`'s (partition_key, instance, resources, tags, raise_on_error, …)."""
     defs = definitions.defs
-    return dg.materialize([*defs.assets, *defs.asset_checks], selection=selection, **kwargs)
+    return dg.materialize([*defs.assets, *defs.asset_checks, *extra_assets], selection=selection, **kwargs)
 
 
 def materialize_calendar(

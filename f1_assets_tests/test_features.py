@@ -20,15 +20,15 @@ from PIL import Image
 from f1_assets.assets.features import lap_features, telemetry_features
 from f1_assets.checks import features as checks
 from f1_assets.checks.rules import LAP_FEATURES, TELEMETRY_FEATURES
+from f1_assets.definitions import build_resources
 from f1_assets.io_managers import blob_key
-from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.blob import blob_store_from_url
 from f1_assets.storage.warehouse import warehouse_from_url
 from f1_assets.tables import TABLES
 from f1_assets.transforms import features as feat
 from f1_assets.transforms import jolpica
 from f1_assets.transforms.features import build_lap_features, build_telemetry_features
-from f1_assets_tests.helpers import replay_pages
+from f1_assets_tests.helpers import materialize, replay_pages
 
 BAHRAIN_LAPS = 1055
 BAHRAIN_SCHEDULED = 57
@@ -484,11 +484,11 @@ def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataF
     blobs = blob_store_from_url(str(tmp_path / "blobs"))
     buf = _telemetry().to_parquet(index=False)
     blobs.put(blob_key("telemetry", "2023-01"), buf)
-    resources = {"warehouse": WarehouseResource(url=url), "blob_store": BlobStoreResource(url=str(tmp_path / "blobs"))}
+    resources = build_resources(warehouse_url=url, blob_url=str(tmp_path / "blobs"))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("races", ["2023-01", "2023-02"])
-        result = dg.materialize([lap_features, telemetry_features], partition_key="2023-01",
-                                resources=resources, instance=instance)
+        result = materialize([lap_features, telemetry_features], partition_key="2023-01",
+                             resources=resources, instance=instance)
         assert result.success
         evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
         assert len(evals) == len(LAP_FEATURES) + len(TELEMETRY_FEATURES)
@@ -503,8 +503,8 @@ def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataF
         assert wh.count("lap_features", part) == BAHRAIN_LAPS
 
         # a 2018+ race without raw telemetry: telemetry_features waits (no materialization, an observation)
-        waiting = dg.materialize([telemetry_features], partition_key="2023-02", resources=resources,
-                                 instance=instance)
+        waiting = materialize([telemetry_features], partition_key="2023-02", resources=resources,
+                              instance=instance)
         assert waiting.success and not waiting.get_asset_materialization_events()
         observed = [e for e in waiting.all_events if e.event_type_value == "ASSET_OBSERVATION"]
         assert "no raw telemetry" in observed[0].asset_observation_data.asset_observation.metadata["reason"].value
@@ -512,8 +512,8 @@ def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataF
 
         # before 2018 there is no telemetry to wait for: empty, with the reason
         instance.add_dynamic_partitions("races", ["2017-04"])
-        empty = dg.materialize([telemetry_features], partition_key="2017-04", resources=resources,
-                               instance=instance)
+        empty = materialize([telemetry_features], partition_key="2017-04", resources=resources,
+                            instance=instance)
         meta = empty.get_asset_materialization_events()[0].materialization.metadata
         assert meta["dagster/row_count"].value == 0 and "before 2018" in meta["empty_reason"].value
 
@@ -525,7 +525,7 @@ def test_a_failing_error_rule_blocks_and_keeps_the_stored_rows(bahrain: dict[str
     url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
     wh = _stored_raw_tables(url, bahrain)
     part = {"season": 2023, "round": 1}
-    resources = {"warehouse": WarehouseResource(url=url), "blob_store": BlobStoreResource(url=str(tmp_path / "b"))}
+    resources = build_resources(warehouse_url=url, blob_url=str(tmp_path / "b"))
 
     @dg.asset(partitions_def=lap_features.partitions_def, deps=[lap_features])
     def downstream() -> None:
@@ -535,16 +535,16 @@ def test_a_failing_error_rule_blocks_and_keeps_the_stored_rows(bahrain: dict[str
         r.severity == "ERROR" for r in LAP_FEATURES.values()]
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("races", ["2023-01"])
-        assert dg.materialize([lap_features, downstream], partition_key="2023-01", resources=resources,
-                              instance=instance).success
+        assert materialize([lap_features, downstream], extra_assets=[downstream], partition_key="2023-01",
+                           resources=resources, instance=instance).success
         before = wh.read_partition("lap_features", part)
         assert len(before) == BAHRAIN_LAPS
 
         laps = bahrain["laps"].copy()
         laps.loc[laps.index[[10, 20]], "position"] = 99  # more than the 20 starters
         wh.replace_partition("raw_laps", laps, part)
-        result = dg.materialize([lap_features, downstream], partition_key="2023-01", resources=resources,
-                                instance=instance, raise_on_error=False)
+        result = materialize([lap_features, downstream], extra_assets=[downstream], partition_key="2023-01",
+                             resources=resources, instance=instance, raise_on_error=False)
         assert not result.success and not result.get_asset_materialization_events()
         failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "lap_features")
         message = failure.step_failure_data.error.message
