@@ -530,22 +530,23 @@ def raw_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource, war
     ], warehouse)
 
 
-@_race_asset("raw_qualifying", "positions_in_range", deps=["raw_results"])
-def raw_qualifying(context: dg.AssetExecutionContext, jolpica: JolpicaResource,
-                   warehouse: WarehouseResource):
-    staged = stage_race_table(context, RACE_TABLES["raw_qualifying"], jolpica, warehouse)
-    df = staged.df
-    yield from land(context, staged, [_row_count(len(df), staged.fetched), _has_rows(df, staged.fetched),
-                                      _positions(df, max(len(df), 1))], warehouse)
-
-
-@_race_asset("raw_sprint_results", "positions_in_range", deps=["raw_results"])
-def raw_sprint_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource,
-                       warehouse: WarehouseResource):
-    staged = stage_race_table(context, RACE_TABLES["raw_sprint_results"], jolpica, warehouse)
+def _classification(context: dg.AssetExecutionContext, asset: str, jolpica: JolpicaResource,
+                    warehouse: WarehouseResource) -> Iterator[dg.AssetCheckResult | dg.Output]:
+    """A classification that stands on its own rows (qualifying, sprint): positions 1..its row count."""
+    staged = stage_race_table(context, RACE_TABLES[asset], jolpica, warehouse)
     df = staged.df
     yield from land(context, staged, [_row_count(len(df), staged.fetched), _has_rows(df, staged.fetched),
                                       _positions(df, len(df))], warehouse)
+
+
+@_race_asset("raw_qualifying", "positions_in_range", deps=["raw_results"])
+def raw_qualifying(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
+    yield from _classification(context, "raw_qualifying", jolpica, warehouse)
+
+
+@_race_asset("raw_sprint_results", "positions_in_range", deps=["raw_results"])
+def raw_sprint_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
+    yield from _classification(context, "raw_sprint_results", jolpica, warehouse)
 
 
 def _laps_complete(df: pd.DataFrame, fetched: FetchResult | None, results: pd.DataFrame

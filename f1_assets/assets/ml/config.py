@@ -6,6 +6,9 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
+import pydantic
+
+from f1_assets.transforms.profiles import param_fields
 
 SPLITS = ("train", "validation", "test")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -64,14 +67,7 @@ class SplitBounds:
         return {k: v.isoformat() for k, v in self.__dict__.items()}
 
 
-class ProfileConfig(dg.Config):
-    """Minimum data per score (see `f1_assets.transforms.profiles.ProfileParams`)."""
-
-    min_races: int = 3
-    min_clean_pairs: int = 5
-    min_stint_laps: int = 5
-    attack_gap_ms: int = 1_000
-    pressure_gap_ms: int = 1_000
-    min_attack_laps: int = 20
-    min_pressure_laps: int = 20
-    slow_lap_factor: float = 1.07
+# Minimum data per score: the fields, types and defaults of `transforms.profiles.ProfileParams`, as run
+# config (built from the dataclass so they are written once).
+ProfileConfig = pydantic.create_model("ProfileConfig", __base__=dg.Config, **param_fields())
+ProfileConfig.__doc__ = "Minimum data per score (see `f1_assets.transforms.profiles.ProfileParams`)."
