@@ -235,13 +235,14 @@ def races_in_settle_period(warehouse: WarehouseResource, instance: dg.DagsterIns
     return [k for k in keys if k in partitions]
 
 
-@dg.sensor(
-    job_name="race_pipeline",
-    minimum_interval_seconds=CORRECTIONS_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Re-polls races inside the settle period; re-materializes only raw assets whose upstream "
-    "payload hash changed (features follow by automation).",
-)
+def _race_pipeline_sensor(interval_seconds: int, description: str):
+    """A sensor that requests `race_pipeline` runs, running by default."""
+    return dg.sensor(job_name="race_pipeline", minimum_interval_seconds=interval_seconds,
+                     default_status=dg.DefaultSensorStatus.RUNNING, description=description)
+
+
+@_race_pipeline_sensor(CORRECTIONS_INTERVAL_SECONDS, "Re-polls races inside the settle period; re-materializes "
+                       "only raw assets whose upstream payload hash changed (features follow by automation).")
 def race_corrections_sensor(
     context: dg.SensorEvaluationContext, jolpica: JolpicaResource, warehouse: WarehouseResource
 ) -> dg.SensorResult | dg.SkipReason:
@@ -338,13 +339,9 @@ def fastf1_retries(instance: dg.DagsterInstance, keys: list[str], now: float) ->
     return requests, notes
 
 
-@dg.sensor(
-    job_name="race_pipeline",
-    minimum_interval_seconds=FASTF1_RETRY_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Re-requests fastf1_laps/raw_telemetry of recent races whose FastF1 host was unreachable "
-    "(retryable), with a doubling backoff; lap_features follows by automation.",
-)
+@_race_pipeline_sensor(FASTF1_RETRY_INTERVAL_SECONDS, "Re-requests fastf1_laps/raw_telemetry of recent races "
+                       "whose FastF1 host was unreachable (retryable), with a doubling backoff; lap_features "
+                       "follows by automation.")
 def fastf1_retry_sensor(
     context: dg.SensorEvaluationContext, jolpica: JolpicaResource, warehouse: WarehouseResource
 ) -> dg.SensorResult | dg.SkipReason:
@@ -357,6 +354,48 @@ def fastf1_retry_sensor(
     return dg.SkipReason("; ".join(notes) or f"no FastF1 failure to retry among {len(recent)} recent race(s)")
 
 
+def calendar_changes(current: dict[str, str], previous: dict[str, str] | None) -> list[str]:
+    """Race keys whose calendar row (date, time, sprint, circuit…) differs from the previous version of
+    the season; none when there was no previous version (the first calendar changes no stored race)."""
+    if previous is None:
+        return []
+    return sorted(k for k, digest in current.items() if k in previous and previous[k] != digest)
+
+
+CALENDAR_DEPENDENT_ASSETS = ("raw_sprint_results", "lap_features")  # read the race's calendar row
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("raw_races"),
+    job_name="race_pipeline",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A calendar correction (a race's date, time, circuit or sprint changed in raw_races) requests "
+    "raw_sprint_results and lap_features of exactly the races it changed: the honest stand-in for the "
+    "season → race partition edge Dagster cannot express.",
+)
+def calendar_corrections_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    materialization = asset_event.asset_materialization
+    season = materialization.partition if materialization else None
+    current = _race_rows(materialization)
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_races"), asset_partitions=[season] if season else None,
+                              before_timestamp=asset_event.timestamp), limit=5).records
+    previous = next((_race_rows(r.asset_materialization) for r in records if r.asset_materialization is not None
+                     and r.asset_materialization.metadata.get("race_rows") is not None), None)
+    known = set(context.instance.get_dynamic_partitions(races_partitions.name))
+    changed = [k for k in calendar_changes(current, previous) if k in known]
+    if not changed:
+        return dg.SkipReason(f"raw_races {season}: no stored race's calendar row changed")
+    return [dg.RunRequest(run_key=f"calendar:{k}:{current[k]}", partition_key=k,
+                          asset_selection=[dg.AssetKey(a) for a in CALENDAR_DEPENDENT_ASSETS],
+                          tags={"f1/reason": "calendar correction"}) for k in changed]
+
+
+def _race_rows(materialization: dg.AssetMaterialization | None) -> dict[str, str]:
+    value = materialization.metadata.get("race_rows") if materialization is not None else None
+    return dict(value.value) if value is not None else {}
+
+
 feature_automation_sensor = dg.AutomationConditionSensorDefinition(
     "feature_automation_sensor",
     target=dg.AssetSelection.all(),
@@ -366,4 +405,4 @@ feature_automation_sensor = dg.AutomationConditionSensorDefinition(
 )
 
 SENSORS: list = [new_race_sensor, season_calendar_sensor, race_corrections_sensor, fastf1_retry_sensor,
-                 feature_automation_sensor, *AUDIT_SENSORS]
+                 calendar_corrections_sensor, feature_automation_sensor, *AUDIT_SENSORS]
