@@ -15,10 +15,12 @@ import pandas as pd
 import pytest
 
 from f1_assets.assets.ingest_fastf1 import ASSETS, CHECKS, TELEMETRY_PREFIX
+from f1_assets.definitions import build_resources
 from f1_assets.io_managers import blob_key
 from f1_assets.partitions import parse_race_key
 from f1_assets.resources.fastf1 import FastF1Resource, LoadedRace
-from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
+from f1_assets.resources.storage import WarehouseResource
+from f1_assets_tests import helpers
 from f1_assets_tests.test_telemetry import make_fastf1_telemetry
 
 pytestmark = pytest.mark.shared_data
@@ -57,14 +59,16 @@ def jolpica_results(shared_data) -> pd.DataFrame:
                                       "fastest_lap_rank": "Int64", "fastest_lap_time_ms": "Int64"})
 
 
-def materialize(assets, fastf1, warehouse_url, blob_dir, raise_on_error=True):
+def race_resources(fastf1: FastF1Resource, warehouse_url: str, blob_dir) -> dict:
+    return {**build_resources(warehouse_url=warehouse_url, blob_url=str(blob_dir)), "fastf1": fastf1}
+
+
+def materialize(assets, fastf1, warehouse_url, blob_dir, raise_on_error=True, partition_key=BAKU.key):
+    """`assets` of one race within the whole graph (raw_results loads from the warehouse)."""
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("races", [BAKU.key])
-    return dg.materialize(
-        assets, partition_key=BAKU.key, instance=instance, raise_on_error=raise_on_error,
-        resources={"fastf1": fastf1, "warehouse": WarehouseResource(url=warehouse_url),
-                   "blob_store": BlobStoreResource(url=str(blob_dir))},
-    )
+    instance.add_dynamic_partitions("races", [partition_key])
+    return helpers.materialize(assets, partition_key=partition_key, instance=instance, raise_on_error=raise_on_error,
+                               resources=race_resources(fastf1, warehouse_url, blob_dir))
 
 
 def materialization(result, key: str) -> dict:
@@ -162,15 +166,10 @@ def test_bad_input_keeps_what_is_stored(case, recorded_upstreams, shared_cache, 
 
 
 def test_before_2018_materializes_empty(tmp_path):
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("races", ["2017-04"])
-    result = dg.materialize(
-        ASSETS, partition_key="2017-04", instance=instance,
-        resources={"fastf1": FastF1Resource(livetiming_url="http://127.0.0.1:9/", schedule_url="http://127.0.0.1:9/",
-                                            jolpica_url="http://127.0.0.1:9/", cache_dir=str(tmp_path / "c")),
-                   "warehouse": WarehouseResource(url=f"duckdb:///{tmp_path / 'w.duckdb'}"),
-                   "blob_store": BlobStoreResource(url=str(tmp_path / "blobs"))},
-    )
+    nowhere = FastF1Resource(livetiming_url="http://127.0.0.1:9/", schedule_url="http://127.0.0.1:9/",
+                             jolpica_url="http://127.0.0.1:9/", cache_dir=str(tmp_path / "c"))
+    result = materialize(ASSETS, nowhere, f"duckdb:///{tmp_path / 'w.duckdb'}", tmp_path / "blobs",
+                         partition_key="2017-04")
     for key in ("fastf1_laps", "raw_telemetry"):
         md = materialization(result, key)
         assert md["dagster/row_count"] == 0 and md["empty_reason"] == "no FastF1 data before 2018"
