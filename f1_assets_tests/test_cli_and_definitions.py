@@ -99,6 +99,15 @@ def test_default_storage_kinds_never_say_postgres():
     assert catalog.storage_of("mysql://h/db", "blobs").warehouse is None  # no kind rather than a wrong one
 
 
+def test_a_storage_kind_written_in_a_decorator_is_replaced_by_the_configured_one():
+    spec = dg.AssetSpec("t", group_name="ml", kinds={"pandas", "postgres"})
+    described = catalog.describe(spec, "v1", catalog.Storage("duckdb", "local"))
+    assert described.kinds == {"pandas", "duckdb"}
+    assert (described.owners, described.code_version) == ([catalog.OWNER], "v1")
+    with pytest.raises(ValueError, match="asset x: group 'misc' has no layer"):
+        catalog.describe(dg.AssetSpec("x", group_name="misc"), "v1", catalog.Storage("duckdb", "local"))
+
+
 def test_catalog_tags_owner_and_code_version_of_every_asset():
     from f1_assets.assets import features, ingest_jolpica
     from f1_assets.definitions import defs
