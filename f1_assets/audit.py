@@ -2,7 +2,8 @@
 `pipeline_audit_log` for every run, however it was launched.
 
 Three writers; each inserts a row only when the run has none of that event type yet (unique
-`(dag_run_id, event_type)` in `sql/schema.sql`), so the first one wins and the others are no-ops:
+`(dag_run_id, event_type)`, declared in `f1_assets/tables/ops.py`), so the first one wins and the others
+are no-ops:
 - `audited_executor`, the executor of the Definitions: it runs inside every launched run (UI,
   `dagster asset materialize`/`job execute`, sensors, schedules, backfills; daemon up or down) and
   writes the start row before the first step and the end row after the last one;
@@ -14,7 +15,8 @@ Rows carry the run id, job, partition, who launched it (sensor, schedule, backfi
 the git commit of the code and the rows each asset wrote (from its `dagster/row_count` metadata).
 Every value goes through `settings.redact`: no URL password reaches the table. The rows go to the
 warehouse of F1_WAREHOUSE_URL (the Definitions' warehouse follows the same variable). On PostgreSQL
-the table is append-only in the database itself (owner/runtime roles and triggers, `sql/schema.sql`).
+the table is append-only in the database itself (owner/runtime roles and triggers,
+`f1_assets/migrations/postgres_objects.sql`).
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ import dagster as dg
 
 from f1_assets import settings
 from f1_assets.resources.storage import WarehouseResource
+from f1_assets.tables import table
 
 AUDIT_TABLE = "pipeline_audit_log"
-COLUMNS = ("audit_id", "timestamp", "dag_id", "dag_run_id", "task_id", "partition_key", "event_type", "actor",
-           "resource", "action", "status", "metadata", "git_commit_sha", "container_image_digest")
+COLUMNS = tuple(table(AUDIT_TABLE).column_names)
 _CASTS = {"audit_id": "CAST(%s AS UUID)", "metadata": "CAST(%s AS JSON)"}
 # insert-if-absent: portable (DuckDB tables made before the unique constraint have none to conflict on)
 _INSERT = (
