@@ -374,21 +374,25 @@ CALENDAR_DEPENDENT_ASSETS = ("raw_sprint_results", "lap_features")  # read the r
     "season → race partition edge Dagster cannot express.",
 )
 def calendar_corrections_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    requests = calendar_run_requests(context.instance, asset_event)
+    return requests or dg.SkipReason("raw_races: no stored race's calendar row changed")
+
+
+def calendar_run_requests(instance: dg.DagsterInstance, asset_event: dg.EventLogEntry) -> list[dg.RunRequest]:
+    """Run requests for the races whose calendar row changed in this raw_races materialization."""
     materialization = asset_event.asset_materialization
     season = materialization.partition if materialization else None
     current = _race_rows(materialization)
-    records = context.instance.fetch_materializations(
+    records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_races"), asset_partitions=[season] if season else None,
                               before_timestamp=asset_event.timestamp), limit=5).records
     previous = next((_race_rows(r.asset_materialization) for r in records if r.asset_materialization is not None
                      and r.asset_materialization.metadata.get("race_rows") is not None), None)
-    known = set(context.instance.get_dynamic_partitions(races_partitions.name))
-    changed = [k for k in calendar_changes(current, previous) if k in known]
-    if not changed:
-        return dg.SkipReason(f"raw_races {season}: no stored race's calendar row changed")
+    known = set(instance.get_dynamic_partitions(races_partitions.name))
     return [dg.RunRequest(run_key=f"calendar:{k}:{current[k]}", partition_key=k,
                           asset_selection=[dg.AssetKey(a) for a in CALENDAR_DEPENDENT_ASSETS],
-                          tags={"f1/reason": "calendar correction"}) for k in changed]
+                          tags={"f1/reason": "calendar correction"})
+            for k in calendar_changes(current, previous) if k in known]
 
 
 def _race_rows(materialization: dg.AssetMaterialization | None) -> dict[str, str]:
