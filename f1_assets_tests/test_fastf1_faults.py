@@ -19,13 +19,14 @@ import pytest
 from f1_assets import definitions, sensors
 from f1_assets.assets import features, ingest_fastf1, ingest_jolpica
 from f1_assets.assets.ingest_fastf1 import TELEMETRY_PREFIX, fastf1_laps, raw_telemetry
+from f1_assets.definitions import build_resources
 from f1_assets.io_managers import blob_key
 from f1_assets.io_managers.warehouse import ALLOW_SHRINK_TAG
 from f1_assets.partitions import RaceKey, parse_race_key
 from f1_assets.resources.fastf1 import FastF1Resource, FastF1UpstreamError, LoadedRace
-from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
+from f1_assets.resources.storage import WarehouseResource
 from f1_assets.storage.warehouse import warehouse_from_url
-from f1_assets_tests.helpers import check_results, materialize_calendar, metadata_of, resources
+from f1_assets_tests.helpers import check_results, materialize, materialize_calendar, metadata_of, resources
 from f1_assets_tests.livetiming_server import refused_url
 from f1_assets_tests.test_fastf1_assets import jolpica_results
 from f1_assets_tests.test_telemetry import make_fastf1_telemetry
@@ -69,8 +70,8 @@ def _run(instance, key: str, res: dict, assets=None, tags=None) -> tuple[dg.Exec
     if key not in instance.get_dynamic_partitions("races"):
         instance.add_dynamic_partitions("races", [key])
     started = time.monotonic()
-    result = dg.materialize(assets or RACE_PIPELINE, partition_key=key, instance=instance, resources=res,
-                            raise_on_error=False, tags=tags)
+    result = materialize(assets or RACE_PIPELINE, partition_key=key, instance=instance, resources=res,
+                         raise_on_error=False, tags=tags)
     return result, time.monotonic() - started
 
 
@@ -187,7 +188,7 @@ def test_schedule_unreachable_then_back_then_stored_rows_are_kept(instance, duck
     wh = WarehouseResource(url=duckdb_url).get()
     wh.replace_partition("raw_results", jolpica_results(shared_data), _part(BAKU))
     cache = tmp_path / "ff1"
-    res = {"warehouse": WarehouseResource(url=duckdb_url), "blob_store": BlobStoreResource(url=str(tmp_path / "b"))}
+    res = build_resources(warehouse_url=duckdb_url, blob_url=str(tmp_path / "b"))
     no_schedule = _fastf1(recorded_upstreams, cache, schedule_url="http://fastf1-schedule.invalid/")
 
     result, seconds = _run(instance, BAKU, {**res, "fastf1": no_schedule}, assets=[fastf1_laps])
@@ -242,7 +243,7 @@ class _GeneratedThenUnreachable(FastF1Resource):
 def test_stored_telemetry_is_kept_when_the_host_is_down(instance, duckdb_url, tmp_path, shared_data):
     WarehouseResource(url=duckdb_url).get().replace_partition("raw_results", jolpica_results(shared_data), _part(BAKU))
     blobs = tmp_path / "b"
-    res = {"warehouse": WarehouseResource(url=duckdb_url), "blob_store": BlobStoreResource(url=str(blobs))}
+    res = build_resources(warehouse_url=duckdb_url, blob_url=str(blobs))
     result, _ = _run(instance, BAKU, {**res, "fastf1": _GeneratedThenUnreachable()}, assets=[raw_telemetry])
     assert result.success and metadata_of(result, "raw_telemetry")["live_timing"] == "complete"
     stored = (blobs / blob_key(TELEMETRY_PREFIX, BAKU)).read_bytes()
