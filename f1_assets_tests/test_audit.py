@@ -11,7 +11,7 @@ from f1_assets import audit
 from f1_assets.assets import features, ingest_jolpica
 from f1_assets.resources.storage import WarehouseResource
 from f1_assets.storage.warehouse import warehouse_from_url
-from f1_assets_tests.helpers import materialize_calendar, resources
+from f1_assets_tests.helpers import materialize, materialize_calendar, resources
 
 pytestmark = pytest.mark.shared_data
 
@@ -44,14 +44,14 @@ def test_audit_rows_for_success_and_failure_and_append_only(instance, pg_url, re
     res = resources(pg_url, str(tmp_path / "blobs"), replay_server.base_url)
     instance.add_dynamic_partitions("races", ["2023-01"])
     # failure: lap_features needs the race calendar, which is not materialized yet
-    failed = dg.materialize([features.lap_features], partition_key="2023-01", instance=instance, resources=res,
-                            raise_on_error=False)
+    failed = materialize([features.lap_features], partition_key="2023-01", instance=instance, resources=res,
+                         raise_on_error=False)
     assert not failed.success
     _audit(instance, failed, pg_url)
 
     materialize_calendar(instance, 2023, res)
-    ok = dg.materialize([*ingest_jolpica.RACE_ASSETS, features.lap_features], partition_key="2023-01",
-                        instance=instance, resources=res)
+    ok = materialize([*ingest_jolpica.RACE_ASSETS, features.lap_features], partition_key="2023-01",
+                     instance=instance, resources=res)
     _audit(instance, ok, pg_url)
     _audit(instance, ok, pg_url)  # a sensor tick evaluated twice: the rows exist, none is added
 

@@ -11,7 +11,7 @@ import pytest
 
 from f1_assets import definitions, schedules, sensors
 from f1_assets.assets import features, ingest_jolpica
-from f1_assets_tests.helpers import materialize_calendar, resources
+from f1_assets_tests.helpers import materialize, materialize_calendar, resources
 from f1_assets_tests.jolpica_server import JolpicaReplayServer
 
 pytestmark = pytest.mark.shared_data
@@ -79,7 +79,7 @@ def test_new_race_waits_for_the_calendar_and_calendar_sensor_requests_it(instanc
 
 def test_already_materialized_race_is_not_requested(instance, res):
     materialize_calendar(instance, 2023, res)
-    dg.materialize([ingest_jolpica.raw_results], partition_key="2023-01", instance=instance, resources=res)
+    materialize([ingest_jolpica.raw_results], partition_key="2023-01", instance=instance, resources=res)
     result, _ = _tick(sensors.new_race_sensor, instance, res)
     assert not result.run_requests and "already materialized" in result.skip_reason.skip_message
 
@@ -100,8 +100,8 @@ def test_upstream_trouble_is_a_skip_reason(instance, res, server, trouble):
 def test_correction_requests_exactly_the_changed_race_and_its_features(instance, res, server):
     materialize_calendar(instance, 2023, res)
     for key in ("2023-01", "2023-10"):
-        dg.materialize([*ingest_jolpica.RACE_ASSETS, features.lap_features], partition_key=key,
-                       instance=instance, resources=res)
+        materialize([*ingest_jolpica.RACE_ASSETS, features.lap_features], partition_key=key,
+                    instance=instance, resources=res)
     selection = dg.AssetSelection.assets("lap_features", "telemetry_features")
     baseline = dg.evaluate_automation_conditions(defs=definitions.defs, instance=instance, asset_selection=selection)
     assert baseline.total_requested == 0
@@ -118,7 +118,7 @@ def test_correction_requests_exactly_the_changed_race_and_its_features(instance,
     ]
 
     # the requested run, then automation: exactly lap_features 2023-01 follows
-    dg.materialize([ingest_jolpica.raw_results], partition_key="2023-01", instance=instance, resources=res)
+    materialize([ingest_jolpica.raw_results], partition_key="2023-01", instance=instance, resources=res)
     after = dg.evaluate_automation_conditions(
         defs=definitions.defs, instance=instance, asset_selection=selection, cursor=baseline.cursor
     )
@@ -131,9 +131,9 @@ def test_correction_requests_exactly_the_changed_race_and_its_features(instance,
 
 def test_weekly_schedule_requests_unsettled_races_of_the_season(instance, res):
     materialize_calendar(instance, 2023, res)  # adds every 2023 race partition; none materialized
-    dg.materialize([ingest_jolpica.raw_results], partition_key="2023-01", instance=instance,
-                   resources=resources(res["warehouse"].url, res["blob_store"].url,
-                                       res["jolpica"].base_url, settle_days=0))  # settled
+    materialize([ingest_jolpica.raw_results], partition_key="2023-01", instance=instance,
+                resources=resources(res["warehouse"].url, res["blob_store"].url,
+                                    res["jolpica"].base_url, settle_days=0))  # settled
     keys = schedules.unsettled_races(instance, 2023)
     assert "2023-01" not in keys and "2023-10" in keys and len(keys) == 21
 
