@@ -24,14 +24,14 @@ from f1_assets.assets.ml import (
     split_view_sql,
     split_views,
 )
-from f1_assets.resources.storage import WarehouseResource
+from f1_assets.definitions import build_resources
 from f1_assets.storage.warehouse import warehouse_from_url
 from f1_assets.tables import table
 from f1_assets.transforms import jolpica
 from f1_assets.transforms import profiles as prof
 from f1_assets.transforms.features import build_lap_features
 from f1_assets.transforms.plots import lap_time_distribution_png
-from f1_assets_tests.helpers import replay_pages
+from f1_assets_tests.helpers import materialize, replay_pages
 
 BAHRAIN, BRITISH = "2023-01", "2023-10"
 ROWS = {BAHRAIN: 1055, BRITISH: 970}
@@ -78,9 +78,8 @@ def _run(url: str, instance: dg.DagsterInstance, split: dict | None, selection=N
     run_config = {"ops": {"driver_profiles": {"config": PROFILE_CFG}}}
     if split is not None:
         run_config["ops"]["split_views"] = {"config": split}
-    return dg.materialize([split_views, driver_profiles, split_checks], selection=selection,
-                          resources={"warehouse": WarehouseResource(url=url)}, instance=instance,
-                          run_config=run_config if selection is None else {}, raise_on_error=False)
+    return materialize(selection or [split_views, driver_profiles], resources=build_resources(warehouse_url=url),
+                       instance=instance, run_config=run_config if selection is None else {}, raise_on_error=False)
 
 
 def _meta(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
