@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 
-import dagster as dg
 import pytest
 
-from f1_assets.assets.ingest_jolpica import raw_races, raw_results
+from f1_assets.assets.ingest_jolpica import raw_results
 from f1_assets.resources.jolpica import JolpicaClient, JolpicaResponseError, JolpicaTransientError
 from f1_assets.resources.rate_budget import FileLedger, RateLimiter
 from f1_assets.storage.blob import LocalBlobStore
 from f1_assets.storage.warehouse import warehouse_from_url
 from f1_assets.transforms.jolpica import parse_laps
-from f1_assets_tests.helpers import materialize_race, metadata_of, resources, synthetic_race, synthetic_schedule
+from f1_assets_tests.helpers import (
+    materialize_calendar,
+    materialize_race,
+    metadata_of,
+    resources,
+    synthetic_race,
+    synthetic_schedule,
+)
 from f1_assets_tests.jolpica_server import JolpicaReplayServer, add_season_tables
 
 SEASON = 2024
@@ -152,7 +158,7 @@ def test_sprint_round_fetches_sprint(instance, duckdb_url, tmp_path):
     add_season_tables(data)
     with JolpicaReplayServer(data) as server:
         res = resources(duckdb_url, str(tmp_path / "blobs"), server.base_url)
-        dg.materialize([raw_races], partition_key=str(SEASON), instance=instance, resources=res)
+        materialize_calendar(instance, SEASON, res)
         assert f"{SEASON}-05" in instance.get_dynamic_partitions("races")
         materialize_race(instance, f"{SEASON}-05", res)
         assert warehouse_from_url(duckdb_url).count("raw_sprint_results", {"season": SEASON, "round": 5}) == 3
@@ -165,7 +171,7 @@ def test_unsettled_sprint_round_fetches_its_own_sprint(instance, duckdb_url, tmp
     data.update(synthetic_schedule(SEASON, [(5, dt.date(2024, 4, 21), True)]))
     with JolpicaReplayServer(data) as server:
         res = resources(duckdb_url, str(tmp_path / "blobs"), server.base_url, settle_days=100_000)
-        dg.materialize([raw_races], partition_key=str(SEASON), instance=instance, resources=res)
+        materialize_calendar(instance, SEASON, res)
         materialize_race(instance, f"{SEASON}-05", res)
         assert warehouse_from_url(duckdb_url).count("raw_sprint_results", {"season": SEASON, "round": 5}) == 3
         assert [r.split("?")[0] for r in server.requests_for("/sprint.json")] == [f"/ergast/f1/{SEASON}/5/sprint.json"]

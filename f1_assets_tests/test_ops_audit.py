@@ -24,7 +24,7 @@ from f1_assets.assets import ingest_jolpica
 from f1_assets.resources.storage import WarehouseResource
 from f1_assets.storage.warehouse import SCHEMA_FILE, warehouse_from_url
 from f1_assets_tests.conftest import PG_BASE, fresh_pg_schema
-from f1_assets_tests.helpers import resources, synthetic_schedule
+from f1_assets_tests.helpers import materialize, resources, synthetic_schedule
 from f1_assets_tests.jolpica_server import JolpicaReplayServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,9 +148,9 @@ def test_runtime_role_can_only_insert_and_select_the_audit_log(tmp_path):
             # the pipeline starts as the runtime role (applies schema.sql, owner-only part skipped) and works
             warehouse_from_url(runtime_url).apply_schema()
             with JolpicaReplayServer(SCHEDULE) as server, dg.instance_for_test() as instance:
-                result = dg.materialize([ingest_jolpica.raw_races], partition_key="2024", instance=instance,
-                                        resources=resources(runtime_url, str(tmp_path / "blobs"), server.base_url,
-                                                            settle_days=UNSETTLED))
+                result = materialize([ingest_jolpica.raw_races], partition_key="2024", instance=instance,
+                                     resources=resources(runtime_url, str(tmp_path / "blobs"), server.base_url,
+                                                         settle_days=UNSETTLED))
             assert result.success
             run = audit.RunRef("season_calendar", result.run_id, {"dagster/partition": "2024"})
             audit.record_start(WarehouseResource(url=runtime_url), run)

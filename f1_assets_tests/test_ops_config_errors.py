@@ -16,7 +16,7 @@ from f1_assets.assets import ingest_jolpica
 from f1_assets.definitions import build_resources
 from f1_assets.storage.blob import blob_store_from_url
 from f1_assets.storage.warehouse import PostgresWarehouse, WarehouseError, warehouse_from_url
-from f1_assets_tests.helpers import synthetic_schedule
+from f1_assets_tests.helpers import materialize, synthetic_schedule
 from f1_assets_tests.jolpica_server import JolpicaReplayServer
 
 
@@ -51,8 +51,8 @@ def test_config_error_fails_a_materialization_at_once(variable, tmp_path, monkey
     schedule = synthetic_schedule(2024, [(1, dt.date(2024, 3, 2), False)])
     with JolpicaReplayServer(schedule) as server, dg.instance_for_test() as instance:
         started = time.monotonic()
-        result = dg.materialize([ingest_jolpica.raw_races], partition_key="2024", instance=instance,
-                                resources=build_resources(jolpica_url=server.base_url), raise_on_error=False)
+        result = materialize([ingest_jolpica.raw_races], partition_key="2024", instance=instance,
+                             resources=build_resources(jolpica_url=server.base_url), raise_on_error=False)
         elapsed = time.monotonic() - started
 
         assert not result.success
