@@ -57,7 +57,6 @@ from f1_assets.transforms.telemetry import (
 
 GROUP = "ingest_fastf1"
 MAX_FAILING_KEYS = 50  # failing keys listed in check metadata (the count is always complete)
-LIVE_TIMING_CHECK = LIVE_TIMING.name
 # the streams each asset is made of (raw_telemetry tags samples with laps from TimingData)
 TELEMETRY_ASSET_STREAMS = (*TELEMETRY_STREAMS, "TimingData", "DriverList")
 TELEMETRY_PREFIX = "telemetry"  # raw_telemetry's objects: telemetry/season=YYYY/round=RR/telemetry.parquet

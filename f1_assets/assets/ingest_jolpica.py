@@ -76,7 +76,6 @@ class RaceInfo:
     key: RaceKey
     race_date: dt.date
     has_sprint: bool
-    circuit_id: str
 
 
 def _fetch(client: JolpicaClient, path: str, settled: bool) -> FetchResult:
@@ -177,7 +176,7 @@ def race_info(warehouse: WarehouseResource, client: JolpicaClient, key: RaceKey)
                 allow_retries=False,
             )
     row = rows.iloc[0]
-    return RaceInfo(key, pd.Timestamp(row["race_date"]).date(), bool(row["has_sprint"]), str(row["circuit_id"]))
+    return RaceInfo(key, pd.Timestamp(row["race_date"]).date(), bool(row["has_sprint"]))
 
 
 def versioned_output(frame: pd.DataFrame, version: str, metadata: dict) -> dg.Output:
@@ -341,7 +340,7 @@ RACE_TABLES = {
 
 def upstream_has(asset: str, key: RaceKey, has_sprint: bool) -> bool:
     """Whether the upstream has the raw table `asset` for this race at all (its era and schedule)."""
-    info = RaceInfo(key, dt.date(key.season, 1, 1), has_sprint, "")
+    info = RaceInfo(key, dt.date(key.season, 1, 1), has_sprint)
     return _not_upstream_reason(RACE_TABLES[asset], info) is None
 
 
