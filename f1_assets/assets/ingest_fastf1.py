@@ -155,23 +155,17 @@ def _refusal(what: str, race: RaceKey, reason: str, stored: str) -> str:
 LAPS_CHECK_SPECS = rules.specs("fastf1_laps", FASTF1_LAPS.values())
 
 
-@dg.asset(
-    partitions_def=races_partitions,
-    kinds={"pandas", "sql"},
-    pool="fastf1",
-    group_name=GROUP,
-    io_manager_key="warehouse_io_manager",
-    metadata={"dagster/column_schema": table("fastf1_laps").table_schema()},
-    description="FastF1 session laps per race (2018+): stints, compounds, tyre life, pit in/out, track status, "
-                "sector times.",
-    check_specs=LAPS_CHECK_SPECS,
-)
-def fastf1_laps(
-    context: dg.AssetExecutionContext,
-    fastf1: FastF1Resource,
-    warehouse: WarehouseResource,
-    raw_results: pd.DataFrame,
-) -> Iterator[Any]:
+def _fastf1_asset(description: str, check_specs: list[dg.AssetCheckSpec], **kwargs: Any):
+    """The decorator of a FastF1 race asset: races partitions, pool `fastf1`, its group."""
+    return dg.asset(partitions_def=races_partitions, pool="fastf1", group_name=GROUP, description=description,
+                    check_specs=check_specs, **kwargs)
+
+
+@_fastf1_asset("FastF1 session laps per race (2018+): stints, compounds, tyre life, pit in/out, track status, "
+               "sector times.", LAPS_CHECK_SPECS, kinds={"pandas", "sql"}, io_manager_key="warehouse_io_manager",
+               metadata={"dagster/column_schema": table("fastf1_laps").table_schema()})
+def fastf1_laps(context: dg.AssetExecutionContext, fastf1: FastF1Resource, warehouse: WarehouseResource,
+                raw_results: pd.DataFrame) -> Iterator[Any]:
     race = parse_race_key(context.partition_key)
     outcome = _load(fastf1, race, telemetry=False)
     live = LiveTiming.of(outcome, None)
@@ -245,23 +239,12 @@ TELEMETRY_CHECK_SPECS = rules.specs("raw_telemetry", RAW_TELEMETRY.values())
 NO_TELEMETRY = TelemetryStats(0, 0, 0, 0, 0)
 
 
-@dg.asset(
-    partitions_def=races_partitions,
-    kinds={"pandas", "parquet"},
-    pool="fastf1",
-    group_name=GROUP,
-    deps=[fastf1_laps],
-    io_manager_key="parquet_io_manager",
-    metadata={PREFIX_METADATA: TELEMETRY_PREFIX, "dagster/column_schema": TELEMETRY_SCHEMA},
-    description="Car data + position merged per driver, tagged with lap numbers (one Parquet per race, 2018+).",
-    check_specs=TELEMETRY_CHECK_SPECS,
-)
-def raw_telemetry(
-    context: dg.AssetExecutionContext,
-    fastf1: FastF1Resource,
-    blob_store: BlobStoreResource,
-    raw_results: pd.DataFrame,
-) -> Iterator[Any]:
+@_fastf1_asset("Car data + position merged per driver, tagged with lap numbers (one Parquet per race, 2018+).",
+               TELEMETRY_CHECK_SPECS, kinds={"pandas", "parquet"}, deps=[fastf1_laps],
+               io_manager_key="parquet_io_manager",
+               metadata={PREFIX_METADATA: TELEMETRY_PREFIX, "dagster/column_schema": TELEMETRY_SCHEMA})
+def raw_telemetry(context: dg.AssetExecutionContext, fastf1: FastF1Resource, blob_store: BlobStoreResource,
+                  raw_results: pd.DataFrame) -> Iterator[Any]:
     race = parse_race_key(context.partition_key)
     outcome = _load(fastf1, race, telemetry=True)
     live = LiveTiming.of(outcome, TELEMETRY_ASSET_STREAMS)

@@ -1,5 +1,6 @@
-"""The one check mechanism: every quality rule declared once (name, severity, description), evaluated
-into a `CheckOutcome` by pure code, turned into Dagster's `AssetCheckSpec`/`AssetCheckResult` here.
+"""The one check mechanism: every quality rule declared once (name, severity, description) in the data
+file `rules.toml`, evaluated into a `CheckOutcome` by pure code, turned into Dagster's
+`AssetCheckSpec`/`AssetCheckResult` here.
 
 ERROR rules about an asset's own rows are blocking (`AssetCheckSpec(blocking=True)`); WARN rules
 never block; `live_timing_available` is an ERROR that deliberately does not block (FastF1's absence
@@ -10,6 +11,8 @@ the checks and fails the step — nothing is written, the stored version stays, 
 
 from __future__ import annotations
 
+import importlib.resources
+import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,60 +124,22 @@ def gate(checks: Sequence[dg.AssetCheckResult], check_specs: Sequence[dg.AssetCh
 
 # ------------------------------------------------------------------------------- the rules
 
-LIVE_TIMING = Rule("live_timing_available", "ERROR",
-                   "FastF1 served every stream this asset is made of (2018+ races FastF1 has a session for); "
-                   "failures name the missing streams or the unreachable host", blocking=False)
-DRIVERS_IN_RESULTS = Rule("drivers_in_results", "ERROR", "Every driver in the rows is in the race's Jolpica results")
+def _load_rules() -> tuple[dict[str, Rule], dict[str, dict[str, Rule]]]:
+    """Every rule of `rules.toml` (shipped in the package), and the rule set of each asset family."""
+    text = importlib.resources.files("f1_assets.checks").joinpath("rules.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    declared = {name: Rule(name, spec["severity"], spec["description"].format(completeness=f"{COMPLETENESS_MIN:.0%}"),
+                           spec.get("blocking"))
+                for name, spec in data["rules"].items()}
+    return declared, {family: rule_set(*(declared[n] for n in names)) for family, names in data["sets"].items()}
 
-RAW = rule_set(
-    Rule("row_count_matches_upstream", "ERROR", "Rows written equal MRData.total (and a season has races)"),
-    Rule("has_rows", "ERROR", "A race that has run has rows where its era and schedule say upstream has them"),
-    Rule("positions_in_range", "ERROR", "Positions are 1..the race's starters"),
-    DRIVERS_IN_RESULTS,
-    Rule("lap_times_positive", "ERROR", "Lap times are > 0 (the schema refuses 0 before any write)"),
-    Rule("joins_race", "WARN", "Every result row joins its race in raw_races (the calendar may lag)"),
-    Rule("laps_complete", "WARN", "Each driver's lap timings equal the laps the results say they completed; "
-                                  "fails for a partial race"),
-)
 
-FASTF1_LAPS = rule_set(
-    Rule("lap_numbers_within_race", "ERROR", "Every lap number is 1..the race's laps (Jolpica results, else FastF1)"),
-    DRIVERS_IN_RESULTS,
-    LIVE_TIMING,
-)
-
-RAW_TELEMETRY = rule_set(
-    Rule("throttle_range", "ERROR", "Throttle is 0–100 %"),
-    Rule("speed_range", "ERROR", "Speed is 0–400 km/h"),
-    Rule("gear_range", "ERROR", "nGear is 0–8"),
-    Rule("lap_numbers_within_race", "ERROR", "Tagged lap numbers are 1..the race's laps"),
-    Rule("completeness", "WARN", f"Per driver, ≥ {COMPLETENESS_MIN:.0%} of samples have every channel"),
-    DRIVERS_IN_RESULTS,
-    LIVE_TIMING,
-)
-
-LAP_FEATURES = rule_set(
-    Rule("lap_features_schema", "ERROR", "pandera schema of lap_features"),
-    Rule("lap_time_range", "WARN", "lap times 30-300 s; outliers flagged, not dropped"),
-    Rule("fuel_range", "ERROR", "fuel_remaining 0-150 kg"),
-    Rule("position_range", "ERROR", "1 <= position <= starters"),
-    Rule("pit_stops_per_result", "WARN", "0-5 pit stops per result"),
-    Rule("feature_completeness", "ERROR", f"> {COMPLETENESS_MIN:.0%} non-NULL per feature column"),
-    Rule("rows_join_race", "ERROR", "every lap_features row joins its race"),
-    Rule("fastf1_coverage", "WARN", f"FastF1 track status on > {COMPLETENESS_MIN:.0%} of rows when the race has "
-                                    "FastF1 laps"),
-)
-
-TELEMETRY_FEATURES = rule_set(
-    Rule("telemetry_features_schema", "ERROR", "pandera schema of telemetry_features"),
-    Rule("telemetry_ranges", "ERROR", "throttle 0-100 %, speed 0-400 km/h"),
-)
-
-SPLITS = rule_set(
-    Rule("train_ends_by_boundary", "ERROR", "No train race after train_end; failing race keys in metadata"),
-    Rule("validation_within_boundaries", "ERROR", "Validation races within validation_start..validation_end"),
-    Rule("test_starts_at_boundary", "ERROR", "No test race before test_start"),
-    Rule("no_race_in_another_split", "ERROR", "No race of the split appears in another split"),
-    Rule("every_row_in_one_split", "ERROR", "Every lap_features row is in exactly one split: rows in several "
-                                            "splits fail (ERROR); rows outside all splits are reported (WARN)"),
-)
+ALL, _SETS = _load_rules()
+LIVE_TIMING = ALL["live_timing_available"]
+DRIVERS_IN_RESULTS = ALL["drivers_in_results"]
+RAW = _SETS["raw"]
+FASTF1_LAPS = _SETS["fastf1_laps"]
+RAW_TELEMETRY = _SETS["raw_telemetry"]
+LAP_FEATURES = _SETS["lap_features"]
+TELEMETRY_FEATURES = _SETS["telemetry_features"]
+SPLITS = _SETS["splits"]
