@@ -2,7 +2,7 @@
 `pipeline_audit_log` for every run, however it was launched.
 
 Three writers; each inserts a row only when the run has none of that event type yet (unique
-`(dag_run_id, event_type)`, declared in `f1_assets/tables/ops.py`), so the first one wins and the others
+`(dag_run_id, event_type)`, declared in `f1_assets/tables/ops.yaml`), so the first one wins and the others
 are no-ops:
 - `audited_executor`, the executor of the Definitions: it runs inside every launched run (UI,
   `dagster asset materialize`/`job execute`, sensors, schedules, backfills; daemon up or down) and

@@ -166,6 +166,15 @@ def test_a_declaration_that_contradicts_itself_is_refused():
         Table("t", (Column("season", "int32", True, "year"),), ("season",), (), "t")
     with pytest.raises(ValueError, match="unknown logical type 'integer'"):
         Column("season", "integer")
+    # a family file's mistakes name the file and the table
+    spec = {"description": "t", "primary_key": ["season"], "columns": [{"name": "season", "type": "int32",
+                                                                         "nullable": False, "descripton": "year"}]}
+    with pytest.raises(ValueError, match=r"raw.yaml: table t: column 'season' has unknown keys \['descripton'\]"):
+        Table.from_spec("t", spec, "raw.yaml")
+    with pytest.raises(ValueError, match=r"raw.yaml: table t: keys \['primary'\] are unknown"):
+        Table.from_spec("t", {"primary": ["season"], "columns": []}, "raw.yaml")
+    spec["columns"][0]["description"] = spec["columns"][0].pop("descripton")
+    assert Table.from_spec("t", spec, "raw.yaml").primary_key == ("season",)
 
 
 # ------------------------------------------------------------------------- the writers produce the declared tables

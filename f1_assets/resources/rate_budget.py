@@ -79,7 +79,7 @@ class FileLedger(RequestLedger):
 
 
 class PostgresLedger(RequestLedger):
-    """Rows of `jolpica_request_log` (`f1_assets.tables.ops`), reserved under a transaction-level advisory lock.
+    """Rows of `jolpica_request_log` (`f1_assets/tables/ops.yaml`), reserved under a transaction-level advisory lock.
 
     The table exists: `JolpicaResource.ledger()` brings the warehouse's schema to head first."""
 

@@ -1,15 +1,28 @@
 """Every warehouse table, declared once: `TABLES` by name, `table(name)`, and the `Column`/`Table` contract.
 
-DDL, pandas dtypes, pandera schemas and Dagster `TableSchema`s are derived from these declarations
-(`contract.py`); one module per family: `raw` (Jolpica), `fastf1`, `features`, `ml`, `ops`.
+The declarations are data, one file per family: `raw.yaml` (Jolpica), `fastf1.yaml`, `features.yaml`,
+`ml.yaml`, `ops.yaml` (their format: the head of raw.yaml). DDL, pandas dtypes, pandera schemas and
+Dagster `TableSchema`s are derived from them (`contract.py`).
 """
 
 from __future__ import annotations
 
-from f1_assets.tables import fastf1, features, ml, ops, raw
+from importlib import resources
+
+import yaml
+
 from f1_assets.tables.contract import Column, ConformError, Table
 
-TABLES: dict[str, Table] = {t.name: t for family in (raw, fastf1, features, ml, ops) for t in family.TABLES}
+FAMILIES = ("raw", "fastf1", "features", "ml", "ops")
+
+
+def _load(family: str) -> list[Table]:
+    source = resources.files(__package__) / f"{family}.yaml"
+    return [Table.from_spec(name, spec, f"f1_assets/tables/{family}.yaml")
+            for name, spec in yaml.safe_load(source.read_text()).items()]
+
+
+TABLES: dict[str, Table] = {t.name: t for family in FAMILIES for t in _load(family)}
 
 
 def table(name: str) -> Table:

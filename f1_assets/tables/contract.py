@@ -2,8 +2,9 @@
 
 From a `Table` come its DDL for DuckDB and PostgreSQL, its pandas dtypes (what the transforms write),
 an empty frame, `conform` (a frame cut and cast to the table), its pandera schema and its Dagster
-`TableSchema`. The declarations themselves live in the family modules beside this one. No storage,
-no Dagster resources: called by transforms, schemas, the warehouse, migrations and asset wiring.
+`TableSchema`. The declarations themselves are the family files beside this one (`raw.yaml`, ...),
+read by `Table.from_spec`. No storage, no Dagster resources: called by transforms, schemas, the
+warehouse, migrations and asset wiring.
 
 pandas dtype rule (a column's `dtype` overrides it):
 - integers (int32/int64): "int64" when NOT NULL, "Int64" (nullable extension type) when nullable;
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -87,6 +88,10 @@ class Column:
         return f"{self.description} [{self.unit}]" if self.unit else self.description
 
 
+_TABLE_KEYS = {"description", "primary_key", "partition_by", "indexes", "unique", "columns"}
+_COLUMN_KEYS = {"name", "type", "nullable", "description", "unit", "default", "dtype"}
+
+
 class ConformError(ValueError):
     """A frame that cannot be made into a table's rows (missing columns, values of another type)."""
 
@@ -117,6 +122,31 @@ class Table:
         if nullable_keys:
             raise ValueError(f"table {self.name}: primary key columns {nullable_keys} must be NOT NULL")
         object.__setattr__(self, "_by_name", by_name)
+
+    @classmethod
+    def from_spec(cls, name: str, spec: dict[str, Any], source: str) -> Table:
+        """The table `name` as a family file (`source`) declares it; ValueError naming what is wrong."""
+        try:
+            unknown = set(spec) - _TABLE_KEYS
+            if unknown or "columns" not in spec:
+                raise ValueError(f"keys {sorted(unknown)} are unknown" if unknown else "it has no columns")
+            columns = []
+            for entry in spec["columns"]:
+                unknown = set(entry) - _COLUMN_KEYS
+                if unknown:
+                    raise ValueError(f"column {entry.get('name')!r} has unknown keys {sorted(unknown)}")
+                columns.append(Column(**entry))
+            return cls(
+                name=name,
+                columns=tuple(columns),
+                primary_key=tuple(spec.get("primary_key", ())),
+                partition_by=tuple(spec.get("partition_by", ())),
+                description=spec.get("description", ""),
+                indexes=tuple(tuple(i) for i in spec.get("indexes", ())),
+                unique=tuple(tuple(u) for u in spec.get("unique", ())),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: table {name}: {exc}") from None
 
     @property
     def column_names(self) -> list[str]:

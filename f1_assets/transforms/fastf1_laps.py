@@ -3,7 +3,7 @@
 Called by the `fastf1_laps` asset (`f1_assets.assets.ingest_fastf1`) and by tests. The input is
 FastF1's `session.laps` frame (columns Driver, DriverNumber, LapNumber, LapTime, Stint, Compound,
 TyreLife, FreshTyre, PitInTime, PitOutTime, Sector1Time..Sector3Time, TrackStatus, IsAccurate,
-Deleted, …); the output is the declared table `fastf1_laps` (`f1_assets.tables.fastf1`).
+Deleted, …); the output is the declared table `fastf1_laps` (`f1_assets/tables/fastf1.yaml`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from f1_assets.tables.fastf1 import FASTF1_LAPS
+from f1_assets.tables import table
 
+FASTF1_LAPS = table("fastf1_laps")
 FASTF1_LAPS_COLUMNS = FASTF1_LAPS.column_names
 
 # Pirelli dry compounds, softest first, across eras (2018 names; 2019+ reports SOFT/MEDIUM/HARD)

@@ -4,7 +4,7 @@ Each parser takes the pages of one endpoint as `(url, payload)` pairs (payload =
 and returns the rows of one raw table with typed columns: ints, durations in ms, dates. Upstream
 values are strings; a value that does not parse raises `UpstreamDataError` naming the URL and the
 field. Rows mean the same whether they come from a page or, later, from Jolpica's CSV dump. Columns
-and dtypes are the tables' declarations (`f1_assets.tables.raw`).
+and dtypes are the tables' declarations (`f1_assets/tables/raw.yaml`).
 """
 
 from __future__ import annotations
