@@ -1,6 +1,6 @@
 """The asset graph against its golden snapshot (data/graph_snapshot.json): every asset's deps (with
-their partition mapping), partitions, checks (blocking, description with the severity), IO manager
-key, group, kinds, owners, tags and automation condition, and the jobs' selections and partitions.
+their partition mapping), partitions, checks (severity, blocking), IO manager key, group, kinds,
+owners, tags and automation condition, and the jobs' selections and partitions.
 Any difference fails with a diff; after an intended change regenerate the snapshot with
 
     F1_UPDATE_SNAPSHOT=1 .venv/bin/pytest f1_assets_tests/test_graph_snapshot.py
@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -35,6 +36,12 @@ def _partitions(partitions_def: dg.PartitionsDefinition | None) -> str | None:
     return f"{type(partitions_def).__name__} {partitions_def}"
 
 
+def _check(spec: dg.AssetCheckSpec) -> dict:
+    """Severity (the "(severity X" that checks/rules.py puts in every check's description) and blocking."""
+    severity = re.search(r"\(severity (ERROR|WARN)\b", spec.description or "")
+    return {"severity": severity.group(1) if severity else None, "blocking": spec.blocking}
+
+
 def graph_snapshot(defs: dg.Definitions) -> dict:
     """The graph as plain, sorted JSON data."""
     graph = defs.resolve_asset_graph()
@@ -48,11 +55,8 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
                      for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string())},
             "partitions": _partitions(node.partitions_def),
             "io_manager_key": node.io_manager_key,
-            "checks": {
-                check.name: {"blocking": graph.get_check_spec(check).blocking,
-                             "description": graph.get_check_spec(check).description}
-                for check in sorted(node.check_keys, key=lambda c: c.name)
-            },
+            "checks": {check.name: _check(graph.get_check_spec(check))
+                       for check in sorted(node.check_keys, key=lambda c: c.name)},
             "kinds": sorted(node.kinds),
             "owners": sorted(node.owners),
             "tags": {k: v for k, v in sorted(node.tags.items()) if not k.startswith("dagster/kind/")},

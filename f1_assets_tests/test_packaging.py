@@ -22,7 +22,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "f1_assets"
-DATA_SUFFIXES = (".sql", ".ini", ".mako", ".yaml", ".json")
 
 PROBE = """
 import importlib.resources, json, sys
@@ -32,28 +31,26 @@ def walk(node, prefix=""):
     for child in node.iterdir():
         if child.is_dir():
             yield from walk(child, f"{prefix}{child.name}/")
-        elif child.name.endswith(tuple(sys.argv[1].split(","))):
+        elif not child.name.endswith(".pyc"):
             yield prefix + child.name
 
 graph = definitions.defs.resolve_asset_graph()
 laps = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "raw_laps"))
 print(json.dumps({
     "package": f1_assets.__file__,
-    "checkout_on_path": any(p.rstrip("/") == sys.argv[2] for p in sys.path),
+    "checkout_on_path": any(p.rstrip("/") == sys.argv[1] for p in sys.path),
     "assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
-    "data_files": sorted(walk(importlib.resources.files("f1_assets"))),
+    "files": sorted(walk(importlib.resources.files("f1_assets"))),
     "code_version": laps.code_version,
     "code_reference": laps.metadata["dagster/code_references"].code_references[0].file_path,
 }))
 """
 
 
-def _source_data_files() -> list[str]:
-    return sorted(
-        str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*")
-        if p.is_file() and (p.suffix in DATA_SUFFIXES or (p.suffix == ".py" and "migrations" in p.parts))
-        and "__pycache__" not in p.parts
-    )
+def _source_files() -> list[str]:
+    """Every file of the package in the checkout: modules, and the data files read at run time."""
+    return sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*")
+                  if p.is_file() and p.suffix != ".pyc" and "__pycache__" not in p.parts)
 
 
 def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -83,7 +80,7 @@ def test_wheel_installed_in_a_fresh_venv_loads_the_definitions_and_its_data(tmp_
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("F1_") and k != "PYTHONPATH"}
     env["F1_HOME"] = str(tmp_path / "f1_home")
-    probe = _run([str(python), "-c", PROBE, ",".join(DATA_SUFFIXES + (".py",)), str(REPO)], cwd=elsewhere, env=env)
+    probe = _run([str(python), "-c", PROBE, str(REPO)], cwd=elsewhere, env=env)
     loaded = json.loads(probe.stdout.strip().splitlines()[-1])
 
     assert Path(loaded["package"]).is_relative_to(site), loaded["package"]  # the wheel, not the checkout
@@ -91,9 +88,10 @@ def test_wheel_installed_in_a_fresh_venv_loads_the_definitions_and_its_data(tmp_
     assert Path(loaded["code_reference"]).is_relative_to(site)
     assert {"raw_races", "raw_laps", "fastf1_laps", "lap_features", "telemetry_features", "driver_profiles"} \
         <= set(loaded["assets"])
-    wanted = _source_data_files()
-    assert any(f.endswith(".sql") for f in wanted) and any(f.startswith("migrations/versions/") for f in wanted)
-    missing = set(wanted) - set(loaded["data_files"])
+    wanted = _source_files()  # a data file of a new kind fails here until pyproject's package-data lists it
+    assert {".sql", ".yaml", ".toml"} <= {Path(f).suffix for f in wanted}
+    assert any(f.startswith("migrations/versions/") for f in wanted)
+    missing = set(wanted) - set(loaded["files"])
     assert not missing, f"missing from the wheel: {sorted(missing)}"
 
     from f1_assets.assets import ingest_jolpica
