@@ -307,9 +307,13 @@ def test_concurrent_first_starts_create_the_schema_once_on_duckdb(duckdb_url):
 
 
 def test_a_warehouse_it_cannot_upgrade_is_refused_naming_why(warehouse_url):
-    execute = (lambda sql: duckdb.connect(_path(warehouse_url)).execute(sql).close()) \
-        if warehouse_url.startswith("duckdb://") else (lambda sql: psycopg.connect(warehouse_url, autocommit=True)
-                                                        .execute(sql).close())
+    def execute(sql: str) -> None:
+        if warehouse_url.startswith("duckdb://"):
+            duckdb.connect(_path(warehouse_url)).execute(sql).close()  # DuckDB's execute returns the connection
+            return
+        with psycopg.connect(warehouse_url, autocommit=True) as conn:
+            conn.execute(sql)
+
     execute(TABLES["raw_laps"].ddl("duckdb"))  # some f1-assets table, no version
     with pytest.raises(MigrationError, match=r"holds some f1-assets tables but no schema version, and lacks "
                                              r"\['raw_races', 'raw_results'"):
@@ -326,7 +330,8 @@ def test_the_schema_is_checked_once_per_process(warehouse_url):
     if warehouse_url.startswith("duckdb://"):
         duckdb.connect(_path(warehouse_url)).execute(rename).close()
     else:
-        psycopg.connect(warehouse_url, autocommit=True).execute(rename).close()
+        with psycopg.connect(warehouse_url, autocommit=True) as conn:
+            conn.execute(rename)
     # another Warehouse object of the same database in this process: not even the version query
     other = warehouse_from_url(warehouse_url)
     other.ensure_schema()
