@@ -119,7 +119,6 @@ class RateLimiter:
         self.max_wait_seconds = max_wait_seconds
         self.clock = clock
         self.sleep = sleep
-        self.waited_seconds = 0.0
 
     def acquire(self) -> None:
         while True:
@@ -128,5 +127,4 @@ class RateLimiter:
                 return
             if wait > self.max_wait_seconds:
                 raise RateBudgetExhausted(wait, f"{self.per_hour} requests/hour used")
-            self.waited_seconds += wait
             self.sleep(wait)
