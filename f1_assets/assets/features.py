@@ -90,21 +90,33 @@ def _no_fastf1_session(instance: dg.DagsterInstance, partition_key: str) -> str 
     return None
 
 
-@dg.asset(
+@dg.multi_asset(
+    name="telemetry_features",
+    specs=[dg.AssetSpec(
+        "telemetry_features",
+        deps=["raw_telemetry"],
+        skippable=True,  # no materialization while a 2018+ race has no raw telemetry
+        kinds={"pandas", "parquet", "sql"},
+        group_name="features",
+        metadata={"dagster/column_schema": table("telemetry_features").table_schema(), DERIVED_METADATA: True},
+        description="Per driver-lap telemetry aggregates: throttle, speed, brake events, DRS share, gap counts. "
+                    "Waits (does not materialize) while a 2018+ race has no raw telemetry.",
+    ).with_io_manager_key("warehouse_io_manager")],
+    ins={"raw_telemetry": dg.AssetIn("raw_telemetry")},
     partitions_def=races_partitions,
     check_specs=TELEMETRY_CHECK_SPECS,
-    kinds={"pandas", "parquet", "sql"},
-    group_name="features",
-    io_manager_key="warehouse_io_manager",
-    output_required=False,  # no materialization while a 2018+ race has no raw telemetry
-    metadata={"dagster/column_schema": table("telemetry_features").table_schema(), DERIVED_METADATA: True},
-    description="Per driver-lap telemetry aggregates: throttle, speed, brake events, DRS share, gap counts. "
-                "Waits (does not materialize) while a 2018+ race has no raw telemetry.",
+    can_subset=True,  # its output and its checks are optional: nothing while telemetry is missing
 )
 def telemetry_features(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_telemetry: pd.DataFrame | None,
 ) -> Iterator[Any]:
     key = parse_race_key(context.partition_key)
+    if dg.AssetKey("telemetry_features") not in context.selected_asset_keys:  # only checks: on the stored rows
+        stored = read_table(warehouse, "telemetry_features", context.partition_key)
+        outcomes = {o.name: o for o in telemetry_feature_checks(stored)}
+        yield from (outcomes[c.name].result("telemetry_features") for c in TELEMETRY_CHECK_SPECS
+                    if c.key in context.selected_asset_check_keys)
+        return
     reason = None
     if raw_telemetry is None:
         no_session = _no_fastf1_session(context.instance, context.partition_key)
@@ -131,7 +143,7 @@ def telemetry_features(
     if reason:
         metadata["empty_reason"] = reason
     yield from checks
-    yield dg.Output(frame, metadata=metadata)
+    yield dg.Output(frame, output_name="telemetry_features", metadata=metadata)
 
 
 ASSETS = [lap_features, telemetry_features]

@@ -65,6 +65,8 @@ class CheckOutcome:
 
 
 def _value(value: Any) -> Any:
+    if isinstance(value, dg.MetadataValue):  # already typed (Dagster's values are tuples underneath)
+        return value
     return dg.MetadataValue.json(value) if isinstance(value, (list, dict, tuple)) else value
 
 
