@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import re
 from pathlib import Path
 
 import dagster as dg
@@ -37,9 +36,9 @@ def _partitions(partitions_def: dg.PartitionsDefinition | None) -> str | None:
 
 
 def _check(spec: dg.AssetCheckSpec) -> dict:
-    """Severity (the "(severity X" that checks/rules.py puts in every check's description) and blocking."""
-    severity = re.search(r"\(severity (ERROR|WARN)\b", spec.description or "")
-    return {"severity": severity.group(1) if severity else None, "blocking": spec.blocking}
+    """Severity (the rule's, in the spec's metadata: checks/rules.py) and blocking."""
+    severity = (spec.metadata or {}).get("severity")
+    return {"severity": getattr(severity, "value", severity), "blocking": spec.blocking}
 
 
 def graph_snapshot(defs: dg.Definitions) -> dict:

@@ -39,7 +39,8 @@ class Rule:
     def spec(self, asset: str) -> dg.AssetCheckSpec:
         kind = f"severity {self.severity}" + (", blocking" if self.blocks else "")
         return dg.AssetCheckSpec(self.name, asset=asset, blocking=self.blocks,
-                                 description=f"{self.description} ({kind})")
+                                 description=f"{self.description} ({kind})",
+                                 metadata={"severity": self.severity, "blocking": self.blocks})
 
     def outcome(self, passed: bool, metadata: dict[str, Any] | None = None, description: str | None = None,
                 severity: str | None = None) -> CheckOutcome:
