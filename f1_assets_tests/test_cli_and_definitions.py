@@ -34,7 +34,16 @@ RESOURCE_QUERY = """query($selector: ResourceSelector!) {
     ... on PythonError { message } } }"""
 ASSET_KINDS_QUERY = "{ assetNodes { assetKey { path } kinds owners { ... on TeamAssetOwner { team } } } }"
 ENV = {"F1_WAREHOUSE_URL": "postgresql://u:secret@h/db", "F1_BLOB_URL": "gs://f1-bucket/prod",
-       "F1_JOLPICA_URL": "https://mirror:secret@jolpica.example/ergast/f1/"}
+       "F1_JOLPICA_URL": "https://mirror:secret@jolpica.example/ergast/f1/",
+       "F1_LIVETIMING_URL": "https://mirror:secret@livetiming.example/",
+       "F1_FASTF1_SCHEDULE_URL": "https://mirror:secret@schedule.example/f1schedule/"}
+# per upstream resource: each setting the environment gives, and the variable its `<setting>_env_var` names
+UPSTREAM_VARIABLES = {
+    "jolpica": {"base_url": "F1_JOLPICA_URL", "hourly_budget": "F1_JOLPICA_HOURLY_BUDGET",
+                "settle_days": "F1_SETTLE_DAYS"},
+    "fastf1": {"livetiming_url": "F1_LIVETIMING_URL", "schedule_url": "F1_FASTF1_SCHEDULE_URL",
+               "jolpica_url": "F1_JOLPICA_URL", "cache_dir": "F1_HOME"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +81,50 @@ def test_ui_names_the_variable_of_each_storage_resource_never_its_value(rendered
     assert "secret" not in json.dumps(rendered)  # no password anywhere the UI is given
 
 
-@pytest.mark.xfail(strict=True, reason="JolpicaResource (resources/jolpica.py, not owned here) needs "
-                   "`base_url_env_var: Literal[URL_VARIABLE] = env_var_field(...)` and `base_url` without a default")
-def test_ui_names_the_jolpica_variable(rendered):
-    shown = rendered["resources"]["jolpica"]
-    assert ("VALUE", "F1_JOLPICA_URL") in shown.values()
+@pytest.mark.parametrize("resource", sorted(UPSTREAM_VARIABLES))
+def test_ui_names_the_variables_of_the_upstream_resources_never_their_values(rendered, resource):
+    shown = rendered["resources"][resource]
+    named = {key: value for key, value in shown.items() if key.endswith("_env_var")}
+    assert named == {f"{setting}_env_var": ("VALUE", variable)
+                     for setting, variable in UPSTREAM_VARIABLES[resource].items()}
+    assert not set(UPSTREAM_VARIABLES[resource]) & set(shown)  # the value fields are left out, not null
     assert None not in {value for _, value in shown.values()}
+    assert "secret" not in json.dumps(shown) and "example" not in json.dumps(shown)  # no URL at all
+
+
+def _upstream_resource(resource: str, **given):
+    from f1_assets.resources.fastf1 import FastF1Resource
+    from f1_assets.resources.jolpica import JolpicaResource
+    from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
+
+    if resource == "jolpica":
+        return JolpicaResource(archive=BlobStoreResource(), warehouse=WarehouseResource(), **given)
+    return FastF1Resource(**given)
+
+
+# a value of each variable that can never work, and a value given directly (which wins over the variable)
+NEVER_WORKS = {"F1_JOLPICA_URL": "ftp://h/", "F1_JOLPICA_HOURLY_BUDGET": "0", "F1_SETTLE_DAYS": "-1",
+               "F1_LIVETIMING_URL": "livetiming", "F1_FASTF1_SCHEDULE_URL": "file:///schedule/"}
+GIVEN = {"base_url": "http://given.example/f1/", "hourly_budget": 7, "settle_days": 3,
+         "livetiming_url": "http://given.example/live", "schedule_url": "http://given.example/schedule/",
+         "jolpica_url": "http://given.example/f1"}
+
+
+@pytest.mark.parametrize(("resource", "setting"),
+                         [(r, s) for r, settings_of in UPSTREAM_VARIABLES.items() for s in settings_of])
+def test_the_variable_a_resource_names_is_the_one_it_reads(resource, setting, tmp_path, monkeypatch):
+    from f1_assets import settings
+
+    variable = getattr(_upstream_resource(resource), f"{setting}_env_var")
+    if variable == "F1_HOME":
+        (tmp_path / "file").write_text("")
+        monkeypatch.setenv(variable, str(tmp_path / "file" / "home"))  # under a regular file: never writable
+    else:
+        monkeypatch.setenv(variable, NEVER_WORKS[variable])
+    with pytest.raises(settings.ConfigError, match=variable):
+        getattr(_upstream_resource(resource), f"effective_{setting}")()
+    given = GIVEN.get(setting, str(tmp_path / "cache"))
+    assert str(getattr(_upstream_resource(resource, **{setting: given}), f"effective_{setting}")()) == str(given)
 
 
 def test_ui_shows_kinds_of_the_configured_storage_and_the_owner(rendered):

@@ -30,17 +30,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import dagster as dg
 import pandas as pd
 import requests
+from pydantic import Field
 
 from f1_assets import settings
 from f1_assets.partitions import RaceKey
+from f1_assets.resources.jolpica import URL_VARIABLE as JOLPICA_URL_VARIABLE
+from f1_assets.resources.storage import env_var_field
 
 FIRST_FASTF1_SEASON = 2018
+# the variables the resource follows (settings.py reads them; the fields below name them)
+LIVETIMING_URL_VARIABLE = "F1_LIVETIMING_URL"
+SCHEDULE_URL_VARIABLE = "F1_FASTF1_SCHEDULE_URL"
+HOME_VARIABLE = "F1_HOME"
+
+
+def _direct(what: str) -> str:
+    return (f"{what}, given directly instead of the variable (tests, scripts). Never a password here: "
+            "the UI shows field values; use the variable.")
+
 
 # which live-timing streams feed each part of a loaded session
 LAP_STREAMS = ("TimingData", "TimingAppData")
@@ -227,18 +240,31 @@ def _unreachable(urls: list[str], errors: list[str]) -> str:
 class FastF1Resource(dg.ConfigurableResource):
     """FastF1 pointed at configurable hosts, with its cache under F1_HOME.
 
-    Unset fields fall back to the environment when the resource is used: `livetiming_url` to
-    `F1_LIVETIMING_URL`, `jolpica_url` to `F1_JOLPICA_URL`, `schedule_url` to `F1_FASTF1_SCHEDULE_URL`
-    (default FastF1's own schedule repository), `cache_dir` to `F1_HOME/fastf1-cache`. Use a pool
+    Each host and the cache have a field naming the variable they follow (`livetiming_url_env_var`
+    F1_LIVETIMING_URL, `schedule_url_env_var` F1_FASTF1_SCHEDULE_URL (default FastF1's own schedule
+    repository), `jolpica_url_env_var` F1_JOLPICA_URL, `cache_dir_env_var` F1_HOME: the cache is
+    `$F1_HOME/fastf1-cache`): the UI shows the names, the resource reads the variables when it is used.
+    `livetiming_url`, `schedule_url`, `jolpica_url`, `cache_dir` give a value directly instead (tests,
+    scripts); they have no default, so the UI shows them only when given, never as `null`. Why not
+    `dg.EnvVar`: `resources/storage.py`. Use a pool
     limit of 1 (pool `fastf1`): FastF1's SQLite HTTP cache locks under parallel writers, and its hosts
     are process-wide. A host that cannot be reached is tried again `connect_retries` times in the step,
     `retry_backoff_seconds` apart (doubling); longer outages are retried by `fastf1_retry_sensor`.
     """
 
-    livetiming_url: str | None = None
-    schedule_url: str | None = None
-    jolpica_url: str | None = None
-    cache_dir: str | None = None
+    livetiming_url_env_var: Literal[LIVETIMING_URL_VARIABLE] = env_var_field(
+        LIVETIMING_URL_VARIABLE, f"F1's live-timing host, {settings.DEFAULT_LIVETIMING_URL}")
+    livetiming_url: str | None = Field(description=_direct("The live-timing base URL"))  # not shown unless given
+    schedule_url_env_var: Literal[SCHEDULE_URL_VARIABLE] = env_var_field(
+        SCHEDULE_URL_VARIABLE, f"FastF1's own schedule repository, {settings.DEFAULT_FASTF1_SCHEDULE_URL}")
+    schedule_url: str | None = Field(description=_direct("Where FastF1 reads its schedule_YYYY.json files"))
+    jolpica_url_env_var: Literal[JOLPICA_URL_VARIABLE] = env_var_field(
+        JOLPICA_URL_VARIABLE, f"the public API, {settings.DEFAULT_JOLPICA_URL}")
+    jolpica_url: str | None = Field(description=_direct("The Jolpica base URL FastF1 uses"))
+    cache_dir_env_var: Literal[HOME_VARIABLE] = env_var_field(
+        HOME_VARIABLE, "./.f1_home; the cache is the directory fastf1-cache in it")
+    cache_dir: str | None = Field(description="FastF1's cache directory given directly instead of "
+                                  "$F1_HOME/fastf1-cache (tests, scripts).")
     offline: bool = False  # serve only what the cache holds (no request at all)
     connect_retries: int = 2
     retry_backoff_seconds: float = 5.0
@@ -250,8 +276,14 @@ class FastF1Resource(dg.ConfigurableResource):
     def effective_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else settings.f1_home() / "fastf1-cache"
 
-    def _livetiming(self) -> str:
+    def effective_livetiming_url(self) -> str:
         return (self.livetiming_url or settings.livetiming_url()).rstrip("/")
+
+    def effective_schedule_url(self) -> str:
+        return (self.schedule_url or settings.fastf1_schedule_url()).rstrip("/") + "/"
+
+    def effective_jolpica_url(self) -> str:
+        return (self.jolpica_url or settings.jolpica_url()).rstrip("/")
 
     def _configure_fastf1(self) -> None:
         import fastf1
@@ -260,9 +292,9 @@ class FastF1Resource(dg.ConfigurableResource):
         import fastf1.ergast.legacy
         import fastf1.events
 
-        livetiming = self._livetiming()
-        schedule = (self.schedule_url or settings.fastf1_schedule_url()).rstrip("/") + "/"
-        jolpica = (self.jolpica_url or settings.jolpica_url()).rstrip("/")
+        livetiming = self.effective_livetiming_url()
+        schedule = self.effective_schedule_url()
+        jolpica = self.effective_jolpica_url()
         # FastF1 has no public setting for its hosts: they are module constants read at request
         # time. This is the one place in the project that sets them (and the only private access).
         # The mirror is set to the same host so that nothing ever falls back to FastF1's own mirror;
@@ -321,8 +353,8 @@ class FastF1Resource(dg.ConfigurableResource):
         if worker.is_alive():
             raise FastF1UpstreamError(
                 race, f"no complete answer from FastF1's hosts within {self.load_timeout_seconds:g} s "
-                f"(live timing {self._livetiming()}): a host accepts connections but does not answer",
-                (self._livetiming(),), retryable=True, attempts=self.connect_retries + 1)
+                f"(live timing {self.effective_livetiming_url()}): a host accepts connections but does not answer",
+                (self.effective_livetiming_url(),), retryable=True, attempts=self.connect_retries + 1)
         if "error" in outcome:
             raise outcome["error"]
         return outcome["value"]
@@ -363,7 +395,7 @@ class FastF1Resource(dg.ConfigurableResource):
         loaded = LoadedRace(race=race, session=session, warnings=fastf1_log.warnings)
         missing = _missing_streams(loaded, fastf1_log.not_served, laps=laps, telemetry=telemetry)
         livetiming = [(u, e) for u, e in zip(fastf1_log.unreachable, fastf1_log.unreachable_errors, strict=True)
-                      if u.startswith(self._livetiming())]
+                      if u.startswith(self.effective_livetiming_url())]
         if missing and livetiming:
             urls, errors = zip(*livetiming, strict=True)
             raise FastF1UpstreamError(

@@ -33,15 +33,16 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import dagster as dg
 import requests
+from pydantic import Field
 
 from f1_assets import settings
 from f1_assets.resources.rate_budget import FileLedger, PostgresLedger, RateLimiter, RequestLedger
-from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
+from f1_assets.resources.storage import BlobStoreResource, WarehouseResource, env_var_field
 from f1_assets.storage.blob import BlobStore
 from f1_assets.transforms.jolpica import Page, UpstreamDataError, page_total
 
@@ -51,6 +52,10 @@ QUARANTINE_PREFIX = "jolpica-quarantine"
 UNREACHABLE_RETRIES = 2  # DNS failure / connection refused: two quick retries (≈3 s), then fail
 DEADLINE_ATTEMPTS = 2  # a request that missed its whole-response deadline is tried once more, then given up
 URL_VARIABLE = "F1_JOLPICA_URL"
+HOURLY_BUDGET_VARIABLE = "F1_JOLPICA_HOURLY_BUDGET"
+SETTLE_DAYS_VARIABLE = "F1_SETTLE_DAYS"
+_DIRECT_URL = ("The base URL given directly instead of the variable (tests, scripts). Never a password here: "
+               "the UI shows field values; use the variable.")
 
 
 class JolpicaError(RuntimeError):
@@ -431,19 +436,43 @@ class JolpicaClient:
 
 
 class JolpicaResource(dg.ConfigurableResource):
-    """Jolpica F1 API access for assets and sensors. Unset fields fall back to the environment
-    (F1_JOLPICA_URL, F1_JOLPICA_HOURLY_BUDGET, F1_SETTLE_DAYS), then to the public API's defaults."""
+    """Jolpica F1 API access for assets and sensors.
+
+    Each setting the environment gives has a field naming its variable (`base_url_env_var`,
+    `hourly_budget_env_var`, `settle_days_env_var`): the UI shows the names, the resource reads the
+    variables when it is used (unset: the public API's defaults; `settings.py` checks the values). The
+    same settings given directly (`base_url`, `hourly_budget`, `settle_days`: tests, scripts) have no
+    default, so the UI shows them only when given, never as `null`. Why not `dg.EnvVar`:
+    `resources/storage.py`."""
 
     archive: BlobStoreResource
     warehouse: WarehouseResource
-    base_url: str | None = None
-    hourly_budget: int | None = None
+    base_url_env_var: Literal[URL_VARIABLE] = env_var_field(
+        URL_VARIABLE, f"the public API, {settings.DEFAULT_JOLPICA_URL}")
+    base_url: str | None = Field(description=_DIRECT_URL)  # no default: not shown unless given
+    hourly_budget_env_var: Literal[HOURLY_BUDGET_VARIABLE] = env_var_field(
+        HOURLY_BUDGET_VARIABLE, f"{settings.DEFAULT_HOURLY_BUDGET} requests an hour")
+    hourly_budget: int | None = Field(description="Requests per hour given directly instead of the variable "
+                                      "(tests, scripts); shared by every run, at least 1.")
     burst_per_second: int = 4
-    settle_days: int | None = None
+    settle_days_env_var: Literal[SETTLE_DAYS_VARIABLE] = env_var_field(
+        SETTLE_DAYS_VARIABLE, f"{settings.DEFAULT_SETTLE_DAYS} days")
+    settle_days: int | None = Field(description="Days after a race from which it is served from the raw "
+                                    "archive, given directly instead of the variable (tests, scripts).")
     timeout_seconds: float = 30.0
     max_retries: int = 5
     backoff_seconds: float = 1.0
     max_wait_seconds: float = 60.0
+
+    def effective_base_url(self) -> str:
+        return self.base_url or settings.jolpica_url()
+
+    def effective_hourly_budget(self) -> int:
+        """The budget; one that is not a positive number raises `settings.ConfigError`."""
+        per_hour = self.hourly_budget if self.hourly_budget is not None else settings.jolpica_hourly_budget()
+        if per_hour <= 0:
+            raise settings.ConfigError(f"JolpicaResource.hourly_budget must be a positive number, got {per_hour}")
+        return per_hour
 
     def effective_settle_days(self) -> int:
         return self.settle_days if self.settle_days is not None else settings.settle_days()
@@ -459,17 +488,14 @@ class JolpicaResource(dg.ConfigurableResource):
         """A client on the configured base URL and the shared budget. A setting that can never work
         (malformed URL, a budget that is not a positive number, …) raises `settings.ConfigError`, a
         non-retryable `dg.Failure` naming the variable."""
-        per_hour = self.hourly_budget if self.hourly_budget is not None else settings.jolpica_hourly_budget()
-        if per_hour <= 0:
-            raise settings.ConfigError(f"JolpicaResource.hourly_budget must be a positive number, got {per_hour}")
         limiter = RateLimiter(
             self.ledger(),
             per_second=self.burst_per_second,
-            per_hour=per_hour,
+            per_hour=self.effective_hourly_budget(),
             max_wait_seconds=self.max_wait_seconds,
         )
         return JolpicaClient(
-            self.base_url or settings.jolpica_url(),
+            self.effective_base_url(),
             archive=self.archive.get(),
             limiter=limiter,
             timeout_seconds=self.timeout_seconds,
