@@ -184,7 +184,6 @@ class _FastF1Log(logging.Handler):
         self.not_served: list[str] = []
         self.unreachable: list[str] = []
         self.unreachable_errors: list[str] = []
-        self.rate_limited: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
