@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pandas as pd
@@ -58,26 +58,25 @@ def _races(url: str, payload: Any) -> list[dict[str, Any]]:
     return table["Races"]
 
 
-def _int(url: str, field: str, value: Any, optional: bool = False) -> int | None:
+def _value(url: str, field: str, value: Any, optional: bool, convert: Callable[[Any], Any], kind: str) -> Any:
+    """`convert(value)`; a missing value (None or '') is None when optional, else an error, and so
+    is a value `convert` refuses (the error says the value is not `kind`)."""
     if value is None or value == "":
         if optional:
             return None
         raise UpstreamDataError(f"{url}: field {field}: missing")
     try:
-        return int(value)
+        return convert(value)
     except (TypeError, ValueError):
-        raise UpstreamDataError(f"{url}: field {field}: not an integer: {value!r}") from None
+        raise UpstreamDataError(f"{url}: field {field}: not {kind}: {value!r}") from None
+
+
+def _int(url: str, field: str, value: Any, optional: bool = False) -> int | None:
+    return _value(url, field, value, optional, int, "an integer")
 
 
 def _float(url: str, field: str, value: Any, optional: bool = False) -> float | None:
-    if value is None or value == "":
-        if optional:
-            return None
-        raise UpstreamDataError(f"{url}: field {field}: missing")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise UpstreamDataError(f"{url}: field {field}: not a number: {value!r}") from None
+    return _value(url, field, value, optional, float, "a number")
 
 
 def _ms(url: str, field: str, value: Any) -> int | None:
@@ -87,13 +86,9 @@ def _ms(url: str, field: str, value: Any) -> int | None:
         raise UpstreamDataError(f"{url}: field {field}: not a duration: {value!r}") from None
 
 
-def _str(url: str, field: str, obj: dict[str, Any], key: str, optional: bool = False) -> str | None:
-    value = obj.get(key) if isinstance(obj, dict) else None
-    if value is None or value == "":
-        if optional:
-            return None
-        raise UpstreamDataError(f"{url}: field {field}: missing")
-    return str(value)
+def _str(url: str, field: str, obj: dict[str, Any], key: str) -> str:
+    """The required text `obj[key]`."""
+    return _value(url, field, obj.get(key) if isinstance(obj, dict) else None, False, str, "text")
 
 
 def _date(url: str, field: str, value: Any) -> dt.date:
@@ -106,6 +101,25 @@ def _date(url: str, field: str, value: Any) -> dt.date:
 def _frame(rows: list[dict[str, Any]], dtypes: dict[str, str]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(dtypes))
     return df.astype(dtypes)
+
+
+def _race_entries(pages: Sequence[Page], key: str) -> Iterator[tuple[str, dict[str, Any], str, dict[str, Any]]]:
+    """Each entry of each race's `key` list (Results, Laps, PitStops, …) on the pages, as
+    `(url, {"season", "round"} of its race, its field path like "PitStops[3]", the entry)`."""
+    for url, payload in pages:
+        for race in _races(url, payload):
+            race_key = {
+                "season": _int(url, "Races.season", race.get("season")),
+                "round": _int(url, "Races.round", race.get("round")),
+            }
+            for i, entry in enumerate(race.get(key) or []):
+                yield url, race_key, f"{key}[{i}]", entry
+
+
+def _id(url: str, f: str, entry: dict[str, Any], key: str) -> str | None:
+    """The `xId` of the entry's `X` object (Driver → driverId, Constructor → constructorId)."""
+    id_key = f"{key[0].lower()}{key[1:]}Id"
+    return _str(url, f"{f}.{key}.{id_key}", entry.get(key) or {}, id_key)
 
 
 # ------------------------------------------------------------------------- schedule (raw_races)
@@ -150,43 +164,33 @@ RESULT_DTYPES = table("raw_results").dtypes()
 
 def _classification(pages: Sequence[Page], key: str) -> pd.DataFrame:
     rows = []
-    for url, payload in pages:
-        for race in _races(url, payload):
-            season = _int(url, "Races.season", race.get("season"))
-            rnd = _int(url, "Races.round", race.get("round"))
-            for i, res in enumerate(race.get(key) or []):
-                f = f"{key}[{i}]"
-                driver = res.get("Driver") or {}
-                fastest = res.get("FastestLap") or {}
-                position_text = _str(url, f"{f}.positionText", res, "positionText")
-                rows.append(
-                    {
-                        "season": season,
-                        "round": rnd,
-                        "position_order": 0,  # numbered per race below
-                        "driver_id": _str(url, f"{f}.Driver.driverId", driver, "driverId"),
-                        "driver_code": driver.get("code"),
-                        "driver_number": _int(url, f"{f}.number", res.get("number"), optional=True),
-                        "given_name": driver.get("givenName"),
-                        "family_name": driver.get("familyName"),
-                        "constructor_id": _str(
-                            url, f"{f}.Constructor.constructorId", res.get("Constructor") or {}, "constructorId"
-                        ),
-                        "grid": _int(url, f"{f}.grid", res.get("grid"), optional=True),
-                        # only a numeric positionText is a classified finish (R/D/W/N/E/F are not)
-                        "position": int(position_text) if position_text.isdigit() else None,
-                        "position_text": position_text,
-                        "points": _float(url, f"{f}.points", res.get("points")),
-                        "laps": _int(url, f"{f}.laps", res.get("laps")),
-                        "status": _str(url, f"{f}.status", res, "status"),
-                        "time_ms": _int(url, f"{f}.Time.millis", (res.get("Time") or {}).get("millis"), True),
-                        "fastest_lap": _int(url, f"{f}.FastestLap.lap", fastest.get("lap"), optional=True),
-                        "fastest_lap_rank": _int(url, f"{f}.FastestLap.rank", fastest.get("rank"), True),
-                        "fastest_lap_time_ms": _ms(
-                            url, f"{f}.FastestLap.Time.time", (fastest.get("Time") or {}).get("time")
-                        ),
-                    }
-                )
+    for url, race_key, f, res in _race_entries(pages, key):
+        driver = res.get("Driver") or {}
+        fastest = res.get("FastestLap") or {}
+        position_text = _str(url, f"{f}.positionText", res, "positionText")
+        rows.append(
+            {
+                **race_key,
+                "position_order": 0,  # numbered per race below
+                "driver_id": _id(url, f, res, "Driver"),
+                "driver_code": driver.get("code"),
+                "driver_number": _int(url, f"{f}.number", res.get("number"), optional=True),
+                "given_name": driver.get("givenName"),
+                "family_name": driver.get("familyName"),
+                "constructor_id": _id(url, f, res, "Constructor"),
+                "grid": _int(url, f"{f}.grid", res.get("grid"), optional=True),
+                # only a numeric positionText is a classified finish (R/D/W/N/E/F are not)
+                "position": int(position_text) if position_text.isdigit() else None,
+                "position_text": position_text,
+                "points": _float(url, f"{f}.points", res.get("points")),
+                "laps": _int(url, f"{f}.laps", res.get("laps")),
+                "status": _str(url, f"{f}.status", res, "status"),
+                "time_ms": _int(url, f"{f}.Time.millis", (res.get("Time") or {}).get("millis"), True),
+                "fastest_lap": _int(url, f"{f}.FastestLap.lap", fastest.get("lap"), optional=True),
+                "fastest_lap_rank": _int(url, f"{f}.FastestLap.rank", fastest.get("rank"), True),
+                "fastest_lap_time_ms": _ms(url, f"{f}.FastestLap.Time.time", (fastest.get("Time") or {}).get("time")),
+            }
+        )
     return _numbered(_frame(rows, RESULT_DTYPES))
 
 
@@ -213,28 +217,20 @@ QUALIFYING_DTYPES = table("raw_qualifying").dtypes()
 
 def parse_qualifying(pages: Sequence[Page]) -> pd.DataFrame:
     rows = []
-    for url, payload in pages:
-        for race in _races(url, payload):
-            season = _int(url, "Races.season", race.get("season"))
-            rnd = _int(url, "Races.round", race.get("round"))
-            for i, res in enumerate(race.get("QualifyingResults") or []):
-                f = f"QualifyingResults[{i}]"
-                rows.append(
-                    {
-                        "season": season,
-                        "round": rnd,
-                        "position_order": 0,  # numbered per race below
-                        "driver_id": _str(url, f"{f}.Driver.driverId", res.get("Driver") or {}, "driverId"),
-                        "driver_number": _int(url, f"{f}.number", res.get("number"), optional=True),
-                        "constructor_id": _str(
-                            url, f"{f}.Constructor.constructorId", res.get("Constructor") or {}, "constructorId"
-                        ),
-                        "position": _int(url, f"{f}.position", res.get("position"), optional=True),
-                        "q1_ms": _ms(url, f"{f}.Q1", res.get("Q1")),
-                        "q2_ms": _ms(url, f"{f}.Q2", res.get("Q2")),
-                        "q3_ms": _ms(url, f"{f}.Q3", res.get("Q3")),
-                    }
-                )
+    for url, race_key, f, res in _race_entries(pages, "QualifyingResults"):
+        rows.append(
+            {
+                **race_key,
+                "position_order": 0,  # numbered per race below
+                "driver_id": _id(url, f, res, "Driver"),
+                "driver_number": _int(url, f"{f}.number", res.get("number"), optional=True),
+                "constructor_id": _id(url, f, res, "Constructor"),
+                "position": _int(url, f"{f}.position", res.get("position"), optional=True),
+                "q1_ms": _ms(url, f"{f}.Q1", res.get("Q1")),
+                "q2_ms": _ms(url, f"{f}.Q2", res.get("Q2")),
+                "q3_ms": _ms(url, f"{f}.Q3", res.get("Q3")),
+            }
+        )
     return _numbered(_frame(rows, QUALIFYING_DTYPES))
 
 
@@ -250,25 +246,20 @@ def parse_laps(pages: Sequence[Page]) -> pd.DataFrame:
     by (driver, lap); a timing that appears twice with different values is an upstream error.
     """
     rows = []
-    for url, payload in pages:
-        for race in _races(url, payload):
-            season = _int(url, "Races.season", race.get("season"))
-            rnd = _int(url, "Races.round", race.get("round"))
-            for i, lap in enumerate(race.get("Laps") or []):
-                number = _int(url, f"Laps[{i}].number", lap.get("number"))
-                for j, timing in enumerate(lap.get("Timings") or []):
-                    f = f"Laps[{i}].Timings[{j}]"
-                    rows.append(
-                        {
-                            "season": season,
-                            "round": rnd,
-                            "driver_id": _str(url, f"{f}.driverId", timing, "driverId"),
-                            "lap_number": number,
-                            "position": _int(url, f"{f}.position", timing.get("position"), optional=True),
-                            "lap_time_ms": _ms(url, f"{f}.time", timing.get("time")),
-                            "_url": url,
-                        }
-                    )
+    for url, race_key, lap_f, lap in _race_entries(pages, "Laps"):
+        number = _int(url, f"{lap_f}.number", lap.get("number"))
+        for j, timing in enumerate(lap.get("Timings") or []):
+            f = f"{lap_f}.Timings[{j}]"
+            rows.append(
+                {
+                    **race_key,
+                    "driver_id": _str(url, f"{f}.driverId", timing, "driverId"),
+                    "lap_number": number,
+                    "position": _int(url, f"{f}.position", timing.get("position"), optional=True),
+                    "lap_time_ms": _ms(url, f"{f}.time", timing.get("time")),
+                    "_url": url,
+                }
+            )
     df = pd.DataFrame(rows, columns=[*LAP_DTYPES, "_url"])
     dupes = df[df.duplicated(["driver_id", "lap_number"], keep=False)]
     if len(dupes):
@@ -291,34 +282,19 @@ PIT_STOP_DTYPES = table("raw_pit_stops").dtypes()
 
 def parse_pit_stops(pages: Sequence[Page]) -> pd.DataFrame:
     rows = []
-    for url, payload in pages:
-        for race in _races(url, payload):
-            season = _int(url, "Races.season", race.get("season"))
-            rnd = _int(url, "Races.round", race.get("round"))
-            for i, stop in enumerate(race.get("PitStops") or []):
-                f = f"PitStops[{i}]"
-                rows.append(
-                    {
-                        "season": season,
-                        "round": rnd,
-                        "driver_id": _str(url, f"{f}.driverId", stop, "driverId"),
-                        "stop": _int(url, f"{f}.stop", stop.get("stop")),
-                        "lap": _int(url, f"{f}.lap", stop.get("lap")),
-                        "time_of_day": stop.get("time"),
-                        "duration_ms": _ms(url, f"{f}.duration", stop.get("duration")),
-                    }
-                )
+    for url, race_key, f, stop in _race_entries(pages, "PitStops"):
+        rows.append(
+            {
+                **race_key,
+                "driver_id": _str(url, f"{f}.driverId", stop, "driverId"),
+                "stop": _int(url, f"{f}.stop", stop.get("stop")),
+                "lap": _int(url, f"{f}.lap", stop.get("lap")),
+                "time_of_day": stop.get("time"),
+                "duration_ms": _ms(url, f"{f}.duration", stop.get("duration")),
+            }
+        )
     df = _frame(rows, PIT_STOP_DTYPES)
     return df.sort_values(["lap", "driver_id", "stop"], kind="stable").reset_index(drop=True)
-
-
-PARSERS: dict[str, Callable[[Sequence[Page]], pd.DataFrame]] = {
-    "results": parse_results,
-    "sprint": parse_sprint,
-    "qualifying": parse_qualifying,
-    "laps": parse_laps,
-    "pitstops": parse_pit_stops,
-}
 
 
 NOT_STARTED_STATUS = {"Did not start", "Withdrawn", "Did not qualify", "Did not prequalify"}
@@ -347,4 +323,3 @@ def lap_coverage(laps: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     cov = pd.concat([completed, timings], axis=1).fillna(0).astype("int64")
     cov["complete"] = cov["timings"] == cov["laps_completed"]
     return cov.reset_index(names="driver_id")
-
