@@ -15,6 +15,17 @@ from urllib.parse import unquote, urlsplit
 
 import dagster as dg
 
+# The environment variables, one name each (resources show these names in the UI; nothing else spells them)
+HOME = "F1_HOME"
+WAREHOUSE_URL = "F1_WAREHOUSE_URL"
+BLOB_URL = "F1_BLOB_URL"
+JOLPICA_URL = "F1_JOLPICA_URL"
+LIVETIMING_URL = "F1_LIVETIMING_URL"
+FASTF1_SCHEDULE_URL = "F1_FASTF1_SCHEDULE_URL"
+GIT_SHA = "F1_GIT_SHA"
+JOLPICA_HOURLY_BUDGET = "F1_JOLPICA_HOURLY_BUDGET"
+SETTLE_DAYS = "F1_SETTLE_DAYS"
+
 DEFAULT_JOLPICA_URL = "https://api.jolpi.ca/ergast/f1/"
 DEFAULT_LIVETIMING_URL = "https://livetiming.formula1.com/"
 # FastF1's own default for its schedule files (the f1schedule repository)
@@ -107,40 +118,40 @@ def http_url(variable: str, value: str) -> str:
 def f1_home() -> Path:
     """Local data directory of the embedded default (warehouse file, blob store, rate ledger, FastF1
     cache), created on first use; an unwritable one is a ConfigError naming F1_HOME."""
-    return writable_dir(Path(_get("F1_HOME") or Path.cwd() / ".f1_home").resolve(), "F1_HOME")
+    return writable_dir(Path(_get(HOME) or Path.cwd() / ".f1_home").resolve(), HOME)
 
 
 def warehouse_url() -> str:
     """`duckdb:///path/to/file.duckdb` (default under F1_HOME) or `postgresql://…` (checked by
     `storage.warehouse.warehouse_from_url`, which names F1_WAREHOUSE_URL)."""
-    return _get("F1_WAREHOUSE_URL") or f"duckdb:///{f1_home() / 'warehouse.duckdb'}"
+    return _get(WAREHOUSE_URL) or f"duckdb:///{f1_home() / 'warehouse.duckdb'}"
 
 
 def blob_url() -> str:
     """A local directory (default F1_HOME/blobs) or `gs://bucket/prefix` (checked by
     `storage.blob.blob_store_from_url`, which names F1_BLOB_URL)."""
-    return _get("F1_BLOB_URL") or str(f1_home() / "blobs")
+    return _get(BLOB_URL) or str(f1_home() / "blobs")
 
 
 def jolpica_url() -> str:
-    value = _get("F1_JOLPICA_URL")
-    return http_url("F1_JOLPICA_URL", value) if value else DEFAULT_JOLPICA_URL
+    value = _get(JOLPICA_URL)
+    return http_url(JOLPICA_URL, value) if value else DEFAULT_JOLPICA_URL
 
 
 def livetiming_url() -> str:
-    value = _get("F1_LIVETIMING_URL")
-    return http_url("F1_LIVETIMING_URL", value) if value else DEFAULT_LIVETIMING_URL
+    value = _get(LIVETIMING_URL)
+    return http_url(LIVETIMING_URL, value) if value else DEFAULT_LIVETIMING_URL
 
 
 def fastf1_schedule_url() -> str:
     """Where FastF1 reads its season schedule files (`schedule_YYYY.json`); a mirror works."""
-    value = _get("F1_FASTF1_SCHEDULE_URL")
-    return http_url("F1_FASTF1_SCHEDULE_URL", value) if value else DEFAULT_FASTF1_SCHEDULE_URL
+    value = _get(FASTF1_SCHEDULE_URL)
+    return http_url(FASTF1_SCHEDULE_URL, value) if value else DEFAULT_FASTF1_SCHEDULE_URL
 
 
 def git_sha() -> str | None:
     """The deployed commit, for images built without .git (the audit log records it)."""
-    return _get("F1_GIT_SHA")
+    return _get(GIT_SHA)
 
 
 def _int(name: str, default: int, minimum: int, maximum: int) -> int:
@@ -159,9 +170,9 @@ def _int(name: str, default: int, minimum: int, maximum: int) -> int:
 
 def jolpica_hourly_budget() -> int:
     """Requests per hour shared by every run (at least 1)."""
-    return _int("F1_JOLPICA_HOURLY_BUDGET", DEFAULT_HOURLY_BUDGET, minimum=1, maximum=1_000_000)
+    return _int(JOLPICA_HOURLY_BUDGET, DEFAULT_HOURLY_BUDGET, minimum=1, maximum=1_000_000)
 
 
 def settle_days() -> int:
     """Days after a race from which it is served from the raw archive (0 or more)."""
-    return _int("F1_SETTLE_DAYS", DEFAULT_SETTLE_DAYS, minimum=0, maximum=36_500)  # a century: dates stay valid
+    return _int(SETTLE_DAYS, DEFAULT_SETTLE_DAYS, minimum=0, maximum=36_500)  # a century: dates stay valid

@@ -45,9 +45,9 @@ from f1_assets.resources.storage import env_var_field
 
 FIRST_FASTF1_SEASON = 2018
 # the variables the resource follows (settings.py reads them; the fields below name them)
-LIVETIMING_URL_VARIABLE = "F1_LIVETIMING_URL"
-SCHEDULE_URL_VARIABLE = "F1_FASTF1_SCHEDULE_URL"
-HOME_VARIABLE = "F1_HOME"
+LIVETIMING_URL_VARIABLE = settings.LIVETIMING_URL
+SCHEDULE_URL_VARIABLE = settings.FASTF1_SCHEDULE_URL
+HOME_VARIABLE = settings.HOME
 
 
 def _direct(what: str) -> str:

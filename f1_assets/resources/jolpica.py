@@ -51,9 +51,9 @@ ARCHIVE_PREFIX = "jolpica"
 QUARANTINE_PREFIX = "jolpica-quarantine"
 UNREACHABLE_RETRIES = 2  # DNS failure / connection refused: two quick retries (≈3 s), then fail
 DEADLINE_ATTEMPTS = 2  # a request that missed its whole-response deadline is tried once more, then given up
-URL_VARIABLE = "F1_JOLPICA_URL"
-HOURLY_BUDGET_VARIABLE = "F1_JOLPICA_HOURLY_BUDGET"
-SETTLE_DAYS_VARIABLE = "F1_SETTLE_DAYS"
+URL_VARIABLE = settings.JOLPICA_URL
+HOURLY_BUDGET_VARIABLE = settings.JOLPICA_HOURLY_BUDGET
+SETTLE_DAYS_VARIABLE = settings.SETTLE_DAYS
 _DIRECT_URL = ("The base URL given directly instead of the variable (tests, scripts). Never a password here: "
                "the UI shows field values; use the variable.")
 

@@ -13,9 +13,10 @@ import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePosixPath
 
+from f1_assets import settings
 from f1_assets.settings import ConfigError, redact_url, writable_dir
 
-URL_VARIABLE = "F1_BLOB_URL"
+URL_VARIABLE = settings.BLOB_URL
 
 
 def _check_key(key: str) -> str:
