@@ -27,23 +27,23 @@ if TYPE_CHECKING:  # imported where used: the warehouse's writer processes need 
 
 ENGINES = ("duckdb", "postgres")
 _VARCHAR = re.compile(r"varchar\((\d+)\)")
-_SQL_TYPES = {
-    "int32": "INTEGER",
-    "int64": "BIGINT",
-    "float64": "DOUBLE PRECISION",
-    "text": "TEXT",
-    "bool": "BOOLEAN",
-    "date": "DATE",
-    "timestamptz": "TIMESTAMP WITH TIME ZONE",
-    "uuid": "UUID",
-    "json": "JSON",
+# logical type: (SQL type, pandas dtype when NOT NULL, pandas dtype when nullable); varchar(N) is text
+_TYPES = {
+    "int32": ("INTEGER", "int64", "Int64"),
+    "int64": ("BIGINT", "int64", "Int64"),
+    "float64": ("DOUBLE PRECISION", "float64", "float64"),
+    "text": ("TEXT", "object", "object"),
+    "bool": ("BOOLEAN", "bool", "boolean"),
+    "date": ("DATE", "object", "object"),
+    "timestamptz": ("TIMESTAMP WITH TIME ZONE", "datetime64[ns, UTC]", "datetime64[ns, UTC]"),
+    "uuid": ("UUID", "object", "object"),
+    "json": ("JSON", "object", "object"),
 }
-_OBJECT_TYPES = {"text", "uuid", "json", "date"}
 
 
 def _check_type(logical: str) -> str:
-    if logical not in _SQL_TYPES and not _VARCHAR.fullmatch(logical):
-        raise ValueError(f"unknown logical type {logical!r}: expected one of {sorted(_SQL_TYPES)} or varchar(N)")
+    if logical not in _TYPES and not _VARCHAR.fullmatch(logical):
+        raise ValueError(f"unknown logical type {logical!r}: expected one of {sorted(_TYPES)} or varchar(N)")
     return logical
 
 
@@ -68,21 +68,14 @@ class Column:
     @property
     def sql_type(self) -> str:
         varchar = _VARCHAR.fullmatch(self.type)
-        return f"VARCHAR({varchar.group(1)})" if varchar else _SQL_TYPES[self.type]
+        return f"VARCHAR({varchar.group(1)})" if varchar else _TYPES[self.type][0]
 
     @property
     def pandas_dtype(self) -> str:
         if self.dtype:
             return self.dtype
-        if self.type in ("int32", "int64"):
-            return "Int64" if self.nullable else "int64"
-        if self.type == "bool":
-            return "boolean" if self.nullable else "bool"
-        if self.type == "float64":
-            return "float64"
-        if self.type == "timestamptz":
-            return "datetime64[ns, UTC]"
-        return "object"  # text, varchar(N), uuid, json, date
+        _, not_null, nullable = _TYPES.get(self.type, _TYPES["text"])  # varchar(N): as text
+        return nullable if self.nullable else not_null
 
     def described(self) -> str:
         return f"{self.description} [{self.unit}]" if self.unit else self.description
