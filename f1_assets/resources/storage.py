@@ -22,7 +22,8 @@ step fails at once instead of going through the RetryPolicy.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -32,6 +33,7 @@ from f1_assets.storage import blob, warehouse
 from f1_assets.storage.blob import BlobStore, blob_store_from_url
 from f1_assets.storage.warehouse import Warehouse, warehouse_from_url
 
+_Backend = TypeVar("_Backend", Warehouse, BlobStore)
 _DIRECT_URL = ("A URL given directly instead of the variable (tests, scripts). Never a password here: "
                "the UI shows field values; use the variable (or dg.EnvVar(...), shown by name).")
 
@@ -43,36 +45,47 @@ def env_var_field(variable: str, unset: str) -> Any:
                  f"(the UI shows its name, never its value). Unset or empty: {unset}.")
 
 
-class WarehouseResource(dg.ConfigurableResource):
+class _StorageResource(dg.ConfigurableResource):
+    """What both storage resources share: `url` (given directly) or else the URL their variable gives
+    (`_env_url`), and the backend opened from it once per resource instance."""
+
+    url: str | None = Field(description=_DIRECT_URL)  # no default: not shown unless given
+    _backend: Any = PrivateAttr(default=None)
+
+    def _env_url(self) -> str:
+        raise NotImplementedError(f"{type(self).__name__} names no environment variable for its URL")
+
+    def effective_url(self) -> str:
+        return self.url or self._env_url()
+
+    def _opened(self, from_url: Callable[[str], _Backend]) -> _Backend:
+        if self._backend is None:
+            self._backend = from_url(self.effective_url())
+        return self._backend
+
+
+class WarehouseResource(_StorageResource):
     """The warehouse: `duckdb:///path` (embedded default) or `postgresql://…`."""
 
     url_env_var: Literal[warehouse.URL_VARIABLE] = env_var_field(
         warehouse.URL_VARIABLE, "DuckDB at $F1_HOME/warehouse.duckdb (the embedded default)")
-    url: str | None = Field(description=_DIRECT_URL)  # no default: not shown unless given
-    _warehouse: Warehouse | None = PrivateAttr(default=None)
 
-    def effective_url(self) -> str:
-        return self.url or settings.warehouse_url()
+    def _env_url(self) -> str:
+        return settings.warehouse_url()
 
     def get(self) -> Warehouse:
         """The warehouse; a ConfigError (non-retryable dg.Failure) names F1_WAREHOUSE_URL or F1_HOME."""
-        if self._warehouse is None:
-            self._warehouse = warehouse_from_url(self.effective_url())
-        return self._warehouse
+        return self._opened(warehouse_from_url)
 
 
-class BlobStoreResource(dg.ConfigurableResource):
+class BlobStoreResource(_StorageResource):
     """The blob store: a local directory (embedded default) or `gs://bucket/prefix`."""
 
     url_env_var: Literal[blob.URL_VARIABLE] = env_var_field(blob.URL_VARIABLE, "the directory $F1_HOME/blobs")
-    url: str | None = Field(description=_DIRECT_URL)  # no default: not shown unless given
-    _store: BlobStore | None = PrivateAttr(default=None)
 
-    def effective_url(self) -> str:
-        return self.url or settings.blob_url()
+    def _env_url(self) -> str:
+        return settings.blob_url()
 
     def get(self) -> BlobStore:
         """The blob store; a ConfigError (non-retryable dg.Failure) names F1_BLOB_URL or F1_HOME."""
-        if self._store is None:
-            self._store = blob_store_from_url(self.effective_url())
-        return self._store
+        return self._opened(blob_store_from_url)
