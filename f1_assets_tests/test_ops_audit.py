@@ -22,7 +22,7 @@ import pytest
 from f1_assets import audit
 from f1_assets.assets import ingest_jolpica
 from f1_assets.resources.storage import WarehouseResource
-from f1_assets.storage.warehouse import SCHEMA_FILE, warehouse_from_url
+from f1_assets.storage.warehouse import schema_sql, warehouse_from_url
 from f1_assets_tests.conftest import PG_BASE, fresh_pg_schema
 from f1_assets_tests.helpers import materialize, resources, synthetic_schedule
 from f1_assets_tests.jolpica_server import JolpicaReplayServer
@@ -113,11 +113,12 @@ def _url_for(role: str, schema: str) -> str:
 
 
 def _run_roles_script(schema: str, admin: str, runtime: str) -> None:
-    """deploy/postgres_roles.sql as psql runs it: its variables set, `\\ir` inlined."""
+    """deploy/postgres_roles.sql as psql runs it: its variables set, `\\ir` inlined (sql/schema.sql is
+    `schema_sql(postgres=True)`: test_tables.py checks the file is up to date)."""
     text = ROLES_SCRIPT.read_text()
     for name, value in (("schema", schema), ("admin", admin), ("runtime", runtime)):
         text = text.replace(f':"{name}"', f'"{value}"')
-    text = text.replace("\\ir ../sql/schema.sql", SCHEMA_FILE.read_text())
+    text = text.replace("\\ir ../sql/schema.sql", schema_sql(postgres=True))
     with psycopg.connect(PG_BASE, autocommit=True) as conn:
         conn.execute(text)
 

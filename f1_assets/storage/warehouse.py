@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     import sqlalchemy
 
 URL_VARIABLE = "F1_WAREHOUSE_URL"
-# the generated copy of `schema_sql(postgres=True)` in a checkout, for psql (deploy/postgres_roles.sql)
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "sql" / "schema.sql"
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
 _T = TypeVar("_T")
 # warehouses found at the schema head by this process: later uses skip even the version query
@@ -108,16 +106,39 @@ class Warehouse(ABC):
         """What names this database within the process (the process cache's key)."""
 
     @abstractmethod
+    def _fetch_rows(self, sql_text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read query with %s placeholders, on its own connection, without
+        `ensure_schema` (what the schema's own checks read)."""
+
+    @abstractmethod
+    def _missing_table_error(self) -> type[Exception]:
+        """The driver's error for a query naming a table that does not exist."""
+
     def schema_version(self) -> str | None:
-        """The recorded schema version; None when none is recorded."""
+        """The recorded schema version; None when none is recorded (no version table yet)."""
+        try:
+            rows = self._fetch_rows(f"SELECT version_num FROM {VERSION_TABLE}")
+        except self._missing_table_error():
+            return None
+        return rows[0][0] if rows else None
 
     @abstractmethod
     def sqlalchemy_connection(self) -> Any:
         """A context manager yielding a SQLAlchemy connection to this warehouse (for the migrations)."""
 
-    @abstractmethod
+    def _column_types(self, table: str) -> list[tuple[str, str]]:
+        """(name, SQL data type) of the table's columns in table order, as the database reports them."""
+        self.ensure_schema()
+        rows = self._fetch_rows(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+            [table],
+        )
+        return [(name, data_type) for name, data_type in rows]
+
     def columns(self, table: str) -> list[str]:
         """The table's column names in table order."""
+        return [name for name, _ in self._column_types(table)]
 
     @abstractmethod
     def replace_partition(
@@ -248,25 +269,14 @@ class DuckDBWarehouse(Warehouse):
             inode = None
         return ("duckdb", str(self.path.resolve()), inode)
 
-    def schema_version(self) -> str | None:
+    def _fetch_rows(self, sql_text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._connect() as con:
+            return con.execute(sql_text.replace("%s", "?"), list(params)).fetchall()
+
+    def _missing_table_error(self) -> type[Exception]:
         import duckdb
 
-        with self._connect() as con:
-            try:
-                row = con.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-            except duckdb.CatalogException:
-                return None
-        return row[0] if row else None
-
-    def columns(self, table: str) -> list[str]:
-        self.ensure_schema()
-        with self._connect() as con:
-            rows = con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                "ORDER BY ordinal_position",
-                [table],
-            ).fetchall()
-        return [r[0] for r in rows]
+        return duckdb.CatalogException
 
     def replace_partition(
         self, table: str, df: pd.DataFrame, partition: Mapping[str, Any], *, allow_shrink: bool = True
@@ -390,30 +400,20 @@ class PostgresWarehouse(Warehouse):
     def _identity(self) -> tuple[Any, ...]:
         return ("postgres", self.url)
 
-    def schema_version(self) -> str | None:
+    def _fetch_rows(self, sql_text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.connect() as conn:
+            return conn.execute(sql_text, list(params) or None).fetchall()
+
+    def _missing_table_error(self) -> type[Exception]:
         import psycopg
 
-        with self.connect() as conn:
-            try:
-                row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-            except psycopg.errors.UndefinedTable:
-                return None
-        return row[0] if row else None
+        return psycopg.errors.UndefinedTable
 
     def _column_types(self, table: str) -> list[tuple[str, str]]:
+        """Read once per table: every partition write needs them for its binary COPY."""
         if table not in self._types:
-            self.ensure_schema()
-            with self.connect() as conn:
-                rows = conn.execute(
-                    "SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
-                    [table],
-                ).fetchall()
-            self._types[table] = [(r[0], r[1]) for r in rows]
+            self._types[table] = super()._column_types(table)
         return self._types[table]
-
-    def columns(self, table: str) -> list[str]:
-        return [name for name, _ in self._column_types(table)]
 
     def replace_partition(
         self, table: str, df: pd.DataFrame, partition: Mapping[str, Any], *, allow_shrink: bool = True
