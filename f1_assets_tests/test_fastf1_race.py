@@ -11,7 +11,8 @@ import pytest
 
 from f1_assets.partitions import parse_race_key
 from f1_assets.resources.fastf1 import FastF1NoSession, FastF1Resource
-from f1_assets.transforms.fastf1_laps import FASTF1_LAPS_COLUMNS, laps_to_rows, stints_by_driver
+from f1_assets.tables import table
+from f1_assets.transforms.fastf1_laps import laps_to_rows, stints_by_driver
 
 pytestmark = pytest.mark.shared_data
 
@@ -55,7 +56,7 @@ def test_loads_through_the_local_server_only(baku, recorded_upstreams):
 
 def test_laps_and_drivers(baku, rows, jolpica_results):
     assert len(rows) == 848 and rows["driver_number"].nunique() == 20
-    assert list(rows.columns) == FASTF1_LAPS_COLUMNS
+    assert list(rows.columns) == table("fastf1_laps").column_names
     assert not rows.duplicated(["driver_number", "lap_number"]).any()
     # every classified driver (and every starter) of Jolpica's results appears, with the same laps
     laps_per_driver = rows.groupby("driver_id")["lap_number"].max()

@@ -16,7 +16,6 @@ import pandas as pd
 from f1_assets.tables import table
 
 FASTF1_LAPS = table("fastf1_laps")
-FASTF1_LAPS_COLUMNS = FASTF1_LAPS.column_names
 
 # Pirelli dry compounds, softest first, across eras (2018 names; 2019+ reports SOFT/MEDIUM/HARD)
 DRY_COMPOUNDS_SOFTEST_FIRST = ["HYPERSOFT", "ULTRASOFT", "SUPERSOFT", "SOFT", "MEDIUM", "HARD", "SUPERHARD"]
