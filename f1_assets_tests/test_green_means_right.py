@@ -97,6 +97,7 @@ def test_a_shrinking_upstream_never_replaces_good_rows(instance, duckdb_url, tmp
     result = _run(instance, res)
     message = _failures(result)["raw_laps"]
     assert "has_rows" in message and "(0 rows)" in message and "what is stored (120 rows) is kept" in message
+    assert "the upstream answered 0 rows (http://127.0.0.1:" in message  # names the URL that answered nothing
     assert _rows(warehouse_url) == 120 and _rows(warehouse_url, "lap_features") == 120
 
     # an explicit run may accept it, and says so

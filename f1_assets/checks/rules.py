@@ -102,6 +102,8 @@ def describe_failures(checks: Iterable[dg.AssetCheckResult]) -> str:
         if keys:
             shown = ", ".join(str(k) for k in list(keys)[:FAILING_KEYS_IN_MESSAGE])
             detail += f": {shown}{', …' if len(keys) > FAILING_KEYS_IN_MESSAGE else ''}"
+        if md.get("reason"):  # the rule's own explanation (e.g. has_rows: which URL answered 0 rows)
+            detail += f": {md['reason']}"
         parts.append(f"{r.check_name} ({detail})")
     return "; ".join(parts)
 
