@@ -48,7 +48,10 @@ class ConfigError(dg.Failure, ValueError):
 
 
 # scheme://userinfo@host: the password runs to the last `@` of the authority (a password may hold `@`)
-_URL_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<secret>[^/\s]*)@")
+# The secret runs to the LAST `@` of the token: a password with an unencoded `/` or `@` (which no URL
+# parser splits right) is masked whole rather than cut at its first `/` or `@`.
+_URL_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s'\"]*):(?P<secret>[^\s'\"]*)@"
+                           r"(?=[A-Za-z0-9.\[\]-]+(?:[:/?'\"\s]|$))")  # a host follows (not `limit=100`)
 # userinfo in anything else URL-like, whether or not the URL parses: `user:secret@host` after a
 # mistyped scheme, `//user:secret@host`. Only the password is masked.
 _USERINFO = re.compile(r"(?P<user>[A-Za-z0-9._~%!$&'()*+,;=-]*):(?P<secret>[^\s@/:'\"]+)@(?=[A-Za-z0-9\[._-])")
@@ -70,12 +73,29 @@ def redact(text: object, secrets: tuple[str, ...] = ()) -> str:
 
 
 def url_password(url: str) -> tuple[str, ...]:
-    """The password of `url` as written and percent-decoded (for `redact(..., secrets=)`), or ()."""
+    """The password of `url` as written and percent-decoded (for `redact(..., secrets=)`), or ().
+
+    Read up to the last `@` of the URL, so an unencoded `/` or `@` in it (see `unencoded_password`)
+    does not hide part of it from the redaction."""
+    match = _URL_USERINFO.match(url.strip())
+    found = {match.group("secret")} if match else set()
     try:
-        password = urlsplit(url).password
+        found.add(urlsplit(url).password or "")  # e.g. one with a space, which the pattern stops at
     except ValueError:
-        return ()
-    return tuple({password, unquote(password)}) if password else ()
+        pass
+    return tuple(sorted({v for p in found if p for v in (p, unquote(p))}, key=len, reverse=True))
+
+
+def unencoded_password(variable: str, url: str) -> None:
+    """ConfigError when the URL's password holds a character a URL parser splits on (`/ @ ? #`):
+    libpq would read part of it as the host and print it; percent-encoding fixes it."""
+    match = _URL_USERINFO.match(url.strip())
+    if match:
+        bad = sorted({c for c in match.group("secret") if c in "/@?#"})
+        if bad:
+            codes = ", ".join(f"'{c}' as %{ord(c):02X}" for c in bad)
+            raise ConfigError(f"{variable}: the password in the URL holds {', '.join(repr(c) for c in bad)}, which "
+                              f"a URL cannot carry as is: percent-encode it ({codes})")
 
 
 def redact_url(url: str, text: object | None = None) -> str:

@@ -92,6 +92,9 @@ def test_settings_name_the_variable(variable, value, fragment, monkeypatch):
     ("sqlite:///x.db", "not a warehouse URL"),
     ("postgresql://u:secretpw@127.0.0.1:5432/test?nosuchoption=1", "nosuchoption"),
     ("postgresql://u:secret pw@127.0.0.1:5432/test", "spaces"),
+    # a `/` or `@` in the password: libpq would read part of it as the host and print it (exit 1, retried)
+    ("postgresql://postgres:Xa/secretX@127.0.0.1:5432/nope", "percent-encode it ('/' as %2F)"),
+    ("postgresql://u:p@ss@secretX@127.0.0.1/db", "percent-encode it ('@' as %40)"),
 ])
 def test_warehouse_urls_that_can_never_work(url, fragment):
     with pytest.raises(settings.ConfigError, match="F1_WAREHOUSE_URL") as raised:

@@ -26,7 +26,7 @@ import pandas as pd
 from f1_assets import migrations
 from f1_assets.migrations import POSTGRES_ONLY_MARKER as POSTGRES_ONLY_MARKER
 from f1_assets.migrations import VERSION_TABLE
-from f1_assets.settings import ConfigError, redact_url, writable_dir
+from f1_assets.settings import ConfigError, redact_url, unencoded_password, writable_dir
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -510,6 +510,7 @@ def warehouse_from_url(url: str) -> Warehouse:
         writable_dir(Path(path).parent, URL_VARIABLE)
         return DuckDBWarehouse(path)
     if url.startswith(("postgresql://", "postgres://")):
+        unencoded_password(URL_VARIABLE, url)
         from psycopg.conninfo import conninfo_to_dict
 
         try:
