@@ -18,6 +18,15 @@ MAX_ROUND = 30  # the longest season so far has 24 rounds; leave room, reject no
 _RACE_KEY = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
+class InvalidPartitionKey(dg.Failure, ValueError):
+    """A partition key that can never be right (`2023-1`, `1949-01`, `2023-31`): a ValueError for callers
+    outside Dagster (the CLI exits 2), and a `dg.Failure(allow_retries=False)` inside a step, so the
+    RetryPolicy does not retry it (retrying cannot fix a key)."""
+
+    def __init__(self, message: str):
+        super().__init__(description=message, allow_retries=False)
+
+
 class RaceKey(NamedTuple):
     season: int
     round: int
@@ -34,10 +43,10 @@ def current_season() -> int:
 def parse_season(value: str | int) -> int:
     text = str(value)
     if not re.fullmatch(r"[0-9]{4}", text):
-        raise ValueError(f"invalid season {value!r}: expected a four-digit year")
+        raise InvalidPartitionKey(f"invalid season {value!r}: expected a four-digit year")
     season = int(text)
     if not FIRST_SEASON <= season <= current_season() + 1:
-        raise ValueError(f"invalid season {value!r}: outside {FIRST_SEASON}..{current_season() + 1}")
+        raise InvalidPartitionKey(f"invalid season {value!r}: outside {FIRST_SEASON}..{current_season() + 1}")
     return season
 
 
@@ -45,11 +54,11 @@ def parse_race_key(key: str) -> RaceKey:
     """Validate a `races` partition key and split it; raises ValueError naming the key."""
     match = _RACE_KEY.fullmatch(key) if isinstance(key, str) else None
     if not match:
-        raise ValueError(f"invalid race partition key {key!r}: expected YYYY-RR, e.g. 2023-05")
+        raise InvalidPartitionKey(f"invalid race partition key {key!r}: expected YYYY-RR, e.g. 2023-05")
     season = parse_season(match.group(1))
     rnd = int(match.group(2))
     if not 1 <= rnd <= MAX_ROUND:
-        raise ValueError(f"invalid race partition key {key!r}: round must be 01..{MAX_ROUND}")
+        raise InvalidPartitionKey(f"invalid race partition key {key!r}: round must be 01..{MAX_ROUND}")
     return RaceKey(season, rnd)
 
 

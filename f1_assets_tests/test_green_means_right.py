@@ -351,3 +351,18 @@ def test_duplicates_shapes_and_wrong_races_fail_at_once(instance, duckdb_url, tm
     assert {"duplicate_result": "a driver appears twice in one car", "wrong_shape": "shape",
             "wrong_round": f"round [{ROUND + 1}], not {ROUND}"}[fault] in message
     assert _rows(duckdb_url, "raw_results") == 3
+
+
+@pytest.mark.parametrize("key", ["2023-1", "1949-01", "2023-31"])
+def test_an_impossible_partition_key_fails_at_once_and_is_not_retried(key, instance, duckdb_url, tmp_path, server):
+    """A key registered by hand that can never be right: one attempt, the reason in the step failure (the
+    RetryPolicy would otherwise retry it for ~2 minutes and report only 'Exceeded max_retries')."""
+    res = resources(duckdb_url, str(tmp_path / "blobs"), server.base_url, **UNSETTLED)
+    instance.add_dynamic_partitions("races", [key])
+    result = materialize([ingest_jolpica.raw_results], partition_key=key, instance=instance, resources=res,
+                         raise_on_error=False)
+    assert not result.success
+    assert f"invalid race partition key {key!r}" in _failures(result)["raw_results"] or "invalid season" in \
+        _failures(result)["raw_results"]
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert server.state.requests == []  # nothing was asked upstream

@@ -19,8 +19,8 @@ import pandas as pd
 
 from f1_assets.partitions import parse_race_key, parse_season
 from f1_assets.resources.storage import WarehouseResource
-from f1_assets.storage.warehouse import ShrinkRefused
-from f1_assets.tables import Table, table
+from f1_assets.storage.warehouse import ShrinkRefused, WarehouseError
+from f1_assets.tables import ConformError, Table, table
 
 ALLOW_SHRINK_TAG = "f1/allow_shrink"
 # Definition metadata of derived tables (features, profiles): a new version may have any size — it
@@ -62,7 +62,11 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             return
         declared = table_of(context.asset_key)
         partition = partition_of(declared, context.partition_key if context.has_partition_key else None)
-        frame = declared.conform(obj)
+        try:
+            frame = declared.conform(obj)
+        except ConformError as exc:  # the asset's frame is not the table's shape: retrying cannot fix it
+            raise dg.Failure(description=f"{declared.name} {context.partition_key if partition else ''}: {exc}",
+                             allow_retries=False) from exc
         wh = self.warehouse.get()
         derived = (context.definition_metadata or {}).get(DERIVED_METADATA)
         shrink = bool(getattr(derived, "value", derived)) or allow_shrink(context.step_context.run_tags)
@@ -75,6 +79,10 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 metadata={"stored_rows": exc.stored, "new_rows": exc.new, "allow_shrink_tag": ALLOW_SHRINK_TAG},
                 allow_retries=False,
             ) from exc
+        except WarehouseError as exc:
+            if _shape_error(exc):  # a frame/table mismatch: never transient
+                raise dg.Failure(description=f"{declared.name}: {exc}", allow_retries=False) from exc
+            raise  # a connection or server problem: the RetryPolicy may retry it
         context.add_output_metadata({
             "dagster/row_count": written,
             "dagster/column_schema": declared.table_schema(),
@@ -104,3 +112,9 @@ def stored_rows(warehouse: WarehouseResource, name: str, partition_key: str | No
     """How many rows a table's partition holds now (what a refused write keeps)."""
     declared = table(name)
     return warehouse.get().count(declared.name, partition_of(declared, partition_key))
+
+
+def _shape_error(exc: WarehouseError) -> bool:
+    """A frame/table mismatch the writer found (columns, rows of another partition): never transient."""
+    text = str(exc)
+    return "does not match its DDL" in text or " carry " in text or "does not exist" in text
