@@ -361,3 +361,20 @@ def test_the_versions_are_one_chain_ending_at_head():
     assert chain == [BASELINE, "0002"] and chain[-1] == HEAD
     for rev in script.walk_revisions():
         assert Path(rev.path).name.startswith(f"{rev.revision}_")  # the file's number is its revision id
+
+
+def test_a_role_that_may_not_alter_the_tables_gets_one_line_and_no_retry(pg_url):
+    """A release-0.1 warehouse upgraded by a role that may only read: a MigrationError (non-retryable
+    dg.Failure) naming the database's refusal and what the role needs; the schema stays as it was."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(SCHEMA_V0_1)
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        conn.execute(f"INSERT INTO alembic_version VALUES ('{BASELINE}')")  # 0.1, stamped: one step to go
+    with _version_reader(pg_url) as reader_url:
+        with pytest.raises(MigrationError) as refused:
+            warehouse_from_url(reader_url).apply_schema()
+    message = str(refused.value)
+    assert "refused by the database: must be owner of table fastf1_laps" in message
+    assert "needs CREATE on its schema and must own the f1-assets tables" in message and "\n" not in message
+    assert refused.value.allow_retries is False
+    assert "sector1_time_ms" not in _columns(pg_url)["fastf1_laps"]  # nothing half-done

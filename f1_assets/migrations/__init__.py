@@ -6,9 +6,10 @@ brings a warehouse to `HEAD`, on DuckDB (SQLAlchemy dialect `duckdb_engine`) and
 (`postgresql+psycopg`, under an advisory lock so concurrent first starts queue):
 
 - at head: one version query, nothing else (no SQLAlchemy, no Alembic import);
-- empty: every table is created from the declarations (`f1_assets.tables`) plus the PostgreSQL-only
-  objects (`postgres_objects.sql`), and HEAD is recorded: the script `schema_script()`, which is
-  also the generated `sql/schema.sql` (for psql, deploy/postgres_roles.sql);
+- empty: every warehouse table is created from the declarations (`f1_assets.tables.WAREHOUSE_TABLES`;
+  the Parquet tables live in the blob store) plus the PostgreSQL-only objects (`postgres_objects.sql`),
+  and HEAD is recorded: the script `schema_script()`, which is also the generated `sql/schema.sql`
+  (for psql, deploy/postgres_roles.sql);
 - holding the tables of release 0.1 but no version: recorded as `BASELINE`, then upgraded;
 - behind: each pending step in its own transaction with its version update.
 
@@ -24,7 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from f1_assets.tables import TABLES
+import dagster as dg
+
+from f1_assets.settings import redact
+from f1_assets.tables import WAREHOUSE_TABLES
 
 if TYPE_CHECKING:
     from f1_assets.storage.warehouse import Warehouse
@@ -56,8 +60,18 @@ _HEADER = """\
 """
 
 
-class MigrationError(RuntimeError):
-    """The warehouse cannot be brought to the schema of this code."""
+class MigrationError(dg.Failure, RuntimeError):
+    """The warehouse cannot be brought to the schema of this code (a partial or newer schema, a role
+    that may not create or alter the tables). Inside a step it is a `dg.Failure(allow_retries=False)`:
+    retrying cannot fix it. Its message is one redacted line."""
+
+    def __init__(self, message: str):
+        super().__init__(description=redact(message), allow_retries=False)
+
+
+# How long a schema change waits for a table another session holds (a long read, an idle transaction)
+# before giving up with a message naming the wait, instead of hanging and stalling readers behind it.
+LOCK_TIMEOUT = "30s"
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,7 @@ def schema_script(engine: str) -> str:
         "  AND NOT EXISTS (SELECT 1 FROM information_schema.tables\n"
         "                  WHERE table_schema = current_schema() AND table_name = 'raw_races');\n",
     ]
-    for declared in TABLES.values():
+    for declared in WAREHOUSE_TABLES.values():
         about = textwrap.wrap(f"{declared.name}: {declared.description}", 105)
         parts.append("".join(f"-- {line}\n" for line in about) + declared.ddl(engine))
     if engine == "postgres":
@@ -107,6 +121,32 @@ def upgrade(warehouse: Warehouse) -> Outcome:
 
 
 def _upgrade_locked(warehouse: Warehouse) -> Outcome:
+    """`_steps` with database refusals as one line: a lock wait that timed out is a WarehouseError (it may
+    pass later), anything else the database refuses (permissions, no schema) a MigrationError."""
+    import duckdb
+    import psycopg
+    import sqlalchemy as sa
+
+    from f1_assets.storage.warehouse import WarehouseError
+
+    try:
+        return _steps(warehouse)
+    except (sa.exc.DBAPIError, psycopg.Error, duckdb.Error) as exc:
+        cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+        problem = " ".join(str(cause).split()) or type(cause).__name__
+        if "lock timeout" in problem:
+            raise WarehouseError(redact(
+                f"schema upgrade of the {warehouse.kind} warehouse waited {LOCK_TIMEOUT} for a table another session "
+                f"holds ({problem}); nothing was changed: end that session's transaction and run `f1-assets migrate`"
+            )) from None
+        raise MigrationError(
+            f"schema upgrade of the {warehouse.kind} warehouse refused by the database: {problem}. Nothing was "
+            "changed by the refused step. The role of F1_WAREHOUSE_URL needs CREATE on its schema and must own the "
+            "f1-assets tables (see deploy/postgres_roles.sql)"
+        ) from None
+
+
+def _steps(warehouse: Warehouse) -> Outcome:
     import sqlalchemy as sa
     from alembic import command
     from alembic.runtime.migration import MigrationContext
@@ -117,6 +157,7 @@ def _upgrade_locked(warehouse: Warehouse) -> Outcome:
     with warehouse.sqlalchemy_connection() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(ADVISORY_LOCK)  # held until the connection closes
+            conn.exec_driver_sql(f"SET lock_timeout = '{LOCK_TIMEOUT}'")  # for the DDL below, not the queue above
             conn.commit()
         current = MigrationContext.configure(conn).get_current_revision()
         present = set(conn.execute(sa.text(
@@ -125,7 +166,7 @@ def _upgrade_locked(warehouse: Warehouse) -> Outcome:
         conn.commit()
         if current == HEAD:  # another process got here first
             return Outcome("current", HEAD, HEAD)
-        if current is None and not present & set(TABLES):
+        if current is None and not present & set(WAREHOUSE_TABLES):
             with conn.begin():  # one transaction; by the driver itself: many statements, `%` no placeholders
                 conn.connection.driver_connection.execute(schema_script(warehouse.kind))
             return Outcome("created", None, HEAD)
