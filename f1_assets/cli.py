@@ -33,7 +33,7 @@ import dagster as dg
 
 from f1_assets import audit, settings
 from f1_assets.io_managers.warehouse import ALLOW_SHRINK_TAG
-from f1_assets.migrations import MigrationError
+from f1_assets.migrations import MigrationError, drift
 from f1_assets.partitions import parse_race_key, parse_season, races_partitions, seasons_partitions
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.warehouse import WarehouseError, schema_sql
@@ -84,6 +84,10 @@ def migrate(print_sql: bool) -> None:
         return
     warehouse = WarehouseResource().get()
     _say(f"{warehouse.kind} warehouse: {warehouse.apply_schema()}")
+    differences = drift(warehouse)
+    if differences:  # at the right version, yet changed by hand: every later write to these tables would fail
+        raise MigrationError(f"the {warehouse.kind} warehouse is at the head version but its tables differ from "
+                             f"the declarations (f1_assets/tables): {' | '.join(differences)}")
 
 
 # ------------------------------------------------------------------------- this process and others

@@ -348,6 +348,11 @@ def test_f1_assets_migrate_command(duckdb_url, monkeypatch, capsys):
     assert cli.main(["migrate", "--print-sql"]) == 0
     assert capsys.readouterr().out == (Path(__file__).resolve().parents[1] / "sql" / "schema.sql").read_text()
 
+    # a column dropped by hand at the head version: migrate names the drift (exit 1) instead of "nothing to do"
+    duckdb.connect(_path(duckdb_url)).execute("ALTER TABLE raw_laps DROP COLUMN position").close()
+    assert cli.main(["migrate"]) == 1
+    assert "raw_laps: lacks declared column(s) ['position']" in capsys.readouterr().err
+
 
 def test_the_versions_are_one_chain_ending_at_head():
     from alembic.config import Config

@@ -66,7 +66,7 @@ def test_a_smaller_version_is_refused_inside_the_transaction(warehouse_url):
 
 def test_bad_frames_are_refused_naming_the_problem(warehouse_url):
     wh = warehouse_from_url(warehouse_url)
-    with pytest.raises(WarehouseError, match=r"missing columns \['lap_time_ms'\]"):
+    with pytest.raises(WarehouseError, match=r"the frame lacks \['lap_time_ms'\]"):
         wh.replace_partition("raw_laps", _laps(2023, 1, 5).drop(columns="lap_time_ms"), {"season": 2023, "round": 1})
     with pytest.raises(WarehouseError, match="carry round"):
         wh.replace_partition("raw_laps", _laps(2023, 2, 5), {"season": 2023, "round": 1})

@@ -19,7 +19,7 @@ import pandas as pd
 
 from f1_assets.partitions import parse_race_key, parse_season
 from f1_assets.resources.storage import WarehouseResource
-from f1_assets.storage.warehouse import ShrinkRefused, WarehouseError
+from f1_assets.storage.warehouse import FrameMismatch, ShrinkRefused
 from f1_assets.tables import ConformError, Table, table
 
 ALLOW_SHRINK_TAG = "f1/allow_shrink"
@@ -79,10 +79,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 metadata={"stored_rows": exc.stored, "new_rows": exc.new, "allow_shrink_tag": ALLOW_SHRINK_TAG},
                 allow_retries=False,
             ) from exc
-        except WarehouseError as exc:
-            if _shape_error(exc):  # a frame/table mismatch: never transient
-                raise dg.Failure(description=f"{declared.name}: {exc}", allow_retries=False) from exc
-            raise  # a connection or server problem: the RetryPolicy may retry it
+        except FrameMismatch as exc:  # never transient; other WarehouseErrors (connections) may be retried
+            raise dg.Failure(description=f"{declared.name}: {exc}", allow_retries=False) from exc
         context.add_output_metadata({
             "dagster/row_count": written,
             "dagster/column_schema": declared.table_schema(),
@@ -113,8 +111,3 @@ def stored_rows(warehouse: WarehouseResource, name: str, partition_key: str | No
     declared = table(name)
     return warehouse.get().count(declared.name, partition_of(declared, partition_key))
 
-
-def _shape_error(exc: WarehouseError) -> bool:
-    """A frame/table mismatch the writer found (columns, rows of another partition): never transient."""
-    text = str(exc)
-    return "does not match its DDL" in text or " carry " in text or "does not exist" in text

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from f1_assets.settings import redact
-from f1_assets.tables import WAREHOUSE_TABLES
+from f1_assets.tables import TABLES, WAREHOUSE_TABLES
 
 if TYPE_CHECKING:
     from f1_assets.storage.warehouse import Warehouse
@@ -195,6 +195,23 @@ def _steps(warehouse: Warehouse) -> Outcome:
         command.upgrade(config, HEAD)
         conn.commit()
         return Outcome("adopted" if current is None else "upgraded", start, HEAD, steps)
+
+
+def drift(warehouse: Warehouse) -> list[str]:
+    """How the warehouse's tables differ from the declarations at head (a column dropped or added by hand,
+    a table missing): one line per table, empty when they agree. Run by `f1-assets migrate`."""
+    lines = []
+    for name in WAREHOUSE_TABLES:
+        stored, declared = warehouse.columns(name), TABLES[name].column_names
+        if not stored:
+            lines.append(f"{name}: missing")
+            continue
+        lacks, extra = [c for c in declared if c not in stored], [c for c in stored if c not in declared]
+        if lacks or extra:
+            lines.append(f"{name}: " + "; ".join(part for part in (
+                f"lacks declared column(s) {lacks}" if lacks else "", f"has undeclared column(s) {extra}" if extra
+                else "") if part))
+    return lines
 
 
 @functools.cache

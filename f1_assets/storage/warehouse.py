@@ -42,6 +42,11 @@ class WarehouseError(RuntimeError):
     pass
 
 
+class FrameMismatch(WarehouseError):
+    """A frame that does not fit its table (columns, rows of another partition, no such table): retrying
+    cannot fix it."""
+
+
 class ShrinkRefused(WarehouseError):
     """A new version of a partition has fewer rows than the stored one; nothing was written."""
 
@@ -188,18 +193,18 @@ class Warehouse(ABC):
     def _frame_for(self, table: str, df: pd.DataFrame, partition: Mapping[str, Any]) -> pd.DataFrame:
         cols = self.columns(table)
         if not cols:
-            raise WarehouseError(f"table {table!r} does not exist in the {self.kind} warehouse")
+            raise FrameMismatch(f"table {table!r} does not exist in the {self.kind} warehouse")
         missing = [c for c in cols if c not in df.columns]
         extra = [c for c in df.columns if c not in cols]
         if missing or extra:
-            raise WarehouseError(
-                f"frame for table {table!r} does not match its DDL: missing columns {missing}, "
-                f"unknown columns {extra}"
+            raise FrameMismatch(
+                f"the frame and the {self.kind} table {table!r} have different columns: the frame lacks "
+                f"{missing}, the table lacks {extra} (a table changed by hand: `f1-assets migrate` names the drift)"
             )
         for key, value in partition.items():
             if len(df) and not (df[key] == value).all():
                 bad = df.loc[df[key] != value, key].unique()[:5].tolist()
-                raise WarehouseError(
+                raise FrameMismatch(
                     f"rows for table {table!r} partition {dict(partition)} carry {key}={bad}"
                 )
         return df[cols]
