@@ -115,6 +115,11 @@ def test_unwritable_duckdb_directory_and_blob_directory(tmp_path):
         assert "secretpw" not in str(raised.value)
 
 
+def test_an_invalid_sslmode_is_a_config_error(pg_url):
+    with pytest.raises(settings.ConfigError, match='F1_WAREHOUSE_URL=.*invalid sslmode value: "bogus"'):
+        PostgresWarehouse(pg_url + "&sslmode=bogus").connect()
+
+
 def test_postgres_login_errors(pg_url):
     """A role that does not exist can never log in (ConfigError); a refused connection may be a
     restart (WarehouseError, left to the RetryPolicy). Neither message shows the password."""

@@ -353,7 +353,7 @@ CONNECT_TIMEOUT_SECONDS = 15
 # libpq's words for a login that will fail the same way every time (checked after redaction)
 _PERMANENT_CONNECT_FAILURE = re.compile(
     r"password authentication failed|role \".*\" does not exist|database \".*\" does not exist"
-    r"|no pg_hba\.conf entry|password is missing|password must be supplied|invalid (?:integer )?value"
+    r"|no pg_hba\.conf entry|password is missing|password must be supplied|invalid (?:integer |sslmode )?value"
 )
 
 
