@@ -37,6 +37,7 @@ from f1_assets.migrations import MigrationError, drift
 from f1_assets.partitions import parse_race_key, parse_season, races_partitions, seasons_partitions
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.warehouse import WarehouseError, schema_sql
+from f1_assets.transforms import dump
 
 RAW_RACES = dg.AssetKey("raw_races")
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
@@ -254,6 +255,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     migrate_parser.add_argument("--print-sql", action="store_true",
                                 help="print the SQL of an empty warehouse at head (PostgreSQL; sql/schema.sql), "
                                 "touch nothing")
+    coverage_parser = sub.add_parser("dump-coverage", help="print what a Jolpica CSV dump holds per season (races; "
+                                     "races with complete+partial rows per raw table); reads the file, writes nothing")
+    coverage_parser.add_argument("dump", help="path of a Jolpica CSV dump (jolpica-f1-csv.zip)")
     return parser.parse_args(argv)
 
 
@@ -265,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             migrate(args.print_sql)
+            return 0
+        if args.command == "dump-coverage":
+            print(dump.coverage_by_season(dump.coverage(dump.raw_tables(dump.read_dump(args.dump)))).to_string(
+                index=False))
             return 0
         instance = _instance()
         warehouse = check_settings()

@@ -185,3 +185,15 @@ def test_bad_value_and_dangling_id_are_dump_errors_naming_them(dump_path):
     dangling = stops.replace(",556041,", ",999999999,", 1)
     with pytest.raises(DumpError, match=r"lap_id 999999999 names no row of formula_one_lap\.csv"):
         raw_tables(read_dump(rezip(dump_path, replace={"formula_one_pitstop.csv": dangling.encode()})))
+
+
+def test_dump_coverage_command_prints_each_season(dump_path, capsys):
+    from f1_assets import cli
+
+    assert cli.main(["dump-coverage", str(dump_path)]) == 0
+    lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    # 2023: 22 races, 20 with results, 5 sprints, laps complete for 2 and fastest-lap-only for 18, 2 with pit stops
+    assert lines["2023"] == ["2023", "22", "20", "20", "5", "2+18", "2"]
+    assert lines["1950"][1:3] == ["7", "0"]  # races in the calendar, no results in this small dump
+    assert cli.main(["dump-coverage", str(dump_path.parent / "missing.zip")]) == 2
+    assert "missing.zip: no such file" in capsys.readouterr().err

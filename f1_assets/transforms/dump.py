@@ -377,3 +377,20 @@ def _races_with_partial_laps(laps: pd.DataFrame, results: pd.DataFrame) -> pd.Mu
         return pd.MultiIndex.from_arrays([[], []], names=["season", "round"])
     return pd.MultiIndex.from_arrays([incomplete[0].astype("int64"), incomplete[1].astype("int64")],
                                      names=["season", "round"])
+
+
+def coverage_by_season(per_race: pd.DataFrame) -> pd.DataFrame:
+    """`coverage` summed per season: races, then per race table the races whose rows are complete
+    (partial ones after a `+`, e.g. `12+3`); what a user reads to see which eras hold what."""
+    races = per_race.groupby("season")["round"].nunique().rename("races")
+    counts = per_race[per_race["state"] != "none"].pivot_table(
+        index="season", columns=["table", "state"], values="round", aggfunc="count", fill_value=0)
+    out = pd.DataFrame(index=races.index)
+    out["races"] = races
+    for name in RACE_TABLES:
+        complete = counts.get((name, "complete"), pd.Series(0, index=counts.index))
+        partial = counts.get((name, "partial"), pd.Series(0, index=counts.index))
+        cell = complete.reindex(out.index, fill_value=0).astype(int).astype(str)
+        extra = partial.reindex(out.index, fill_value=0).astype(int)
+        out[name.removeprefix("raw_")] = cell.where(extra == 0, cell + "+" + extra.astype(str))
+    return out.reset_index()
