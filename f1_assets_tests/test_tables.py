@@ -1,4 +1,6 @@
-"""The one table declaration: declarations ↔ generated DDL ↔ pandera ↔ pandas dtypes ↔ what the writers produce."""
+"""The one table declaration: declarations ↔ generated DDL ↔ pandera ↔ pandas dtypes ↔ what the writers produce.
+
+Warehouse tables and the Parquet table `raw_telemetry` (no DDL: it lives in the blob store)."""
 
 from __future__ import annotations
 
@@ -11,18 +13,22 @@ import pandera.pandas as pa
 import pytest
 
 from f1_assets import schemas
+from f1_assets.assets.ingest_fastf1 import raw_telemetry
 from f1_assets.partitions import parse_race_key
 from f1_assets.resources.fastf1 import FastF1Resource
 from f1_assets.storage.warehouse import schema_sql, warehouse_from_url
-from f1_assets.tables import TABLES, Column, ConformError, Table, table
+from f1_assets.tables import TABLES, WAREHOUSE_TABLES, Column, ConformError, Table, table
 from f1_assets.transforms import jolpica
 from f1_assets.transforms.fastf1_laps import empty_rows, laps_to_rows
+from f1_assets.transforms.telemetry import empty_telemetry, merge_race_telemetry
 from f1_assets_tests.helpers import replay_pages
+from f1_assets_tests.test_telemetry import make_fastf1_telemetry
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
 EVERY_TABLE = ["raw_races", "raw_results", "raw_sprint_results", "raw_qualifying", "raw_laps", "raw_pit_stops",
-               "fastf1_laps", "lap_features", "telemetry_features", "driver_profiles", "jolpica_request_log",
-               "pipeline_audit_log"]
+               "fastf1_laps", "raw_telemetry", "lap_features", "telemetry_features", "driver_profiles",
+               "jolpica_request_log", "pipeline_audit_log"]
+PARQUET_TABLES = ["raw_telemetry"]
 # information_schema.columns.data_type of each logical type, per engine
 DATA_TYPES = {
     "postgres": {"int32": "integer", "int64": "bigint", "float64": "double precision", "text": "text",
@@ -34,8 +40,10 @@ DATA_TYPES = {
 }
 
 
-def test_every_warehouse_table_is_declared_and_every_column_described():
+def test_every_table_is_declared_and_every_column_described():
     assert list(TABLES) == EVERY_TABLE
+    assert [t.name for t in TABLES.values() if t.storage == "parquet"] == PARQUET_TABLES
+    assert list(WAREHOUSE_TABLES) == [name for name in EVERY_TABLE if name not in PARQUET_TABLES]
     for declared in TABLES.values():
         assert declared.description, declared.name
         undescribed = [c.name for c in declared.columns if not c.description.strip()]
@@ -51,11 +59,16 @@ def test_sql_schema_file_is_the_generated_ddl():
     assert SCHEMA_FILE.read_text() == schema_sql(postgres=True), (
         "sql/schema.sql differs from the declarations' DDL: regenerate it with "
         "`f1-assets migrate --print-sql > sql/schema.sql`")
-    for declared in TABLES.values():
+    for declared in WAREHOUSE_TABLES.values():
         assert declared.ddl("duckdb") in schema_sql(postgres=False)
     assert "CREATE TRIGGER" in schema_sql(postgres=True) and "CREATE TRIGGER" not in schema_sql(postgres=False)
     with pytest.raises(ValueError, match="unknown engine 'sqlite'"):
         table("raw_laps").ddl("sqlite")
+    # the Parquet table is no warehouse table: no DDL, not in the script
+    for name in PARQUET_TABLES:
+        assert name not in schema_sql(postgres=True)
+        with pytest.raises(ValueError, match=f"table {name} is stored as parquet, not in the warehouse: it has no DDL"):
+            table(name).ddl("postgres")
 
 
 def test_the_warehouse_has_the_declared_columns_types_and_keys(warehouse_url):
@@ -65,7 +78,8 @@ def test_the_warehouse_has_the_declared_columns_types_and_keys(warehouse_url):
     got = wh.query(
         "SELECT table_name, column_name, data_type, is_nullable, character_maximum_length FROM "
         "information_schema.columns WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position")
-    for declared in TABLES.values():
+    assert not set(got["table_name"]) & set(PARQUET_TABLES)
+    for declared in WAREHOUSE_TABLES.values():
         rows = got[got["table_name"] == declared.name]
         assert rows["column_name"].tolist() == declared.column_names, declared.name
         for column, (_, row) in zip(declared.columns, rows.iterrows(), strict=True):
@@ -75,20 +89,20 @@ def test_the_warehouse_has_the_declared_columns_types_and_keys(warehouse_url):
             if logical == "varchar" and wh.kind == "postgres":
                 assert f"varchar({int(row['character_maximum_length'])})" == column.type
     keys = _primary_keys(wh)
-    assert keys == {t.name: list(t.primary_key) for t in TABLES.values() if t.primary_key}
+    assert keys == {t.name: list(t.primary_key) for t in WAREHOUSE_TABLES.values() if t.primary_key}
 
 
 def _primary_keys(wh) -> dict[str, list[str]]:
     if wh.kind == "duckdb":
         rows = wh.query("SELECT table_name, constraint_column_names AS cols FROM duckdb_constraints() "
                         "WHERE constraint_type = 'PRIMARY KEY'")
-        return {r.table_name: list(r.cols) for r in rows.itertuples() if r.table_name in TABLES}
+        return {r.table_name: list(r.cols) for r in rows.itertuples() if r.table_name in WAREHOUSE_TABLES}
     rows = wh.query(
         "SELECT tc.table_name, array_agg(k.column_name::text ORDER BY k.ordinal_position) AS cols "
         "FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage k "
         "USING (constraint_schema, constraint_name, table_name) WHERE tc.table_schema = current_schema() "
         "AND tc.constraint_type = 'PRIMARY KEY' GROUP BY tc.table_name")
-    return {r.table_name: list(r.cols) for r in rows.itertuples() if r.table_name in TABLES}
+    return {r.table_name: list(r.cols) for r in rows.itertuples() if r.table_name in WAREHOUSE_TABLES}
 
 
 def test_empty_frames_have_the_dtypes_and_pass_their_pandera_schema():
@@ -175,6 +189,15 @@ def test_a_declaration_that_contradicts_itself_is_refused():
         Table.from_spec("t", {"primary": ["season"], "columns": []}, "raw.yaml")
     spec["columns"][0]["description"] = spec["columns"][0].pop("descripton")
     assert Table.from_spec("t", spec, "raw.yaml").primary_key == ("season",)
+    # storage: a type with no SQL type only in a Parquet table; a Parquet table's partition keys are its path's
+    date = Column("Date", "timestamp", False, "sample time")
+    with pytest.raises(ValueError, match=r"table t: columns \['Date \(timestamp\)'\] have a type with no SQL type"):
+        Table("t", (date,), (), (), "t")
+    with pytest.raises(ValueError, match=r"table t: partition_by names unknown columns \['season'\]"):
+        Table("t", (Column("x", "float64"),), (), ("season",), "t")
+    assert Table("t", (date,), (), ("season",), "t", storage="parquet").dtypes() == {"Date": "datetime64[ns]"}
+    with pytest.raises(ValueError, match=r"raw.yaml: table t: unknown storage 'gcs': expected one of \('warehouse'"):
+        Table.from_spec("t", {**spec, "storage": "gcs"}, "raw.yaml")
 
 
 # ------------------------------------------------------------------------- the writers produce the declared tables
@@ -218,3 +241,39 @@ def test_fastf1_laps_rows_are_the_declared_table_with_sector_times(recorded_upst
     complete = sectors.notna().all(axis=1) & rows["lap_time_ms"].notna()
     off = (sectors[complete].sum(axis=1) - rows.loc[complete, "lap_time_ms"]).abs() > 1
     assert complete.sum() == 815 and off.sum() == 1
+
+
+def test_raw_telemetry_is_the_declared_parquet_table():
+    """The merge writes `raw_telemetry` as declared (dtype for dtype, on a generated race with a car without
+    position, drivers without code, samples outside every lap) and the asset shows it in the catalog."""
+    declared = table("raw_telemetry")
+    assert declared.storage == "parquet" and declared.partition_by == ("season", "round")
+    drivers = {"44": "HAM", "5": "VET", "77": "BOT"}
+    car, pos, laps = make_fastf1_telemetry(drivers, laps=3)
+    laps = laps[(laps["DriverNumber"] != "5") | (laps["LapNumber"] > 1)]  # VET's samples of lap 1: no lap
+    race, _ = merge_race_telemetry(car, {k: v for k, v in pos.items() if k != "77"}, laps, {"44": "HAM"})
+    assert race["Driver"].isna().any() and race["X"].isna().any() and race["LapNumber"].isna().any()
+    assert list(race.columns) == declared.column_names
+    assert race.dtypes.astype(str).to_dict() == declared.dtypes() == {
+        "DriverNumber": "int64", "Driver": "object", "LapNumber": "Int64", "Date": "datetime64[ns]",
+        "SessionTime": "timedelta64[ns]", **dict.fromkeys(["Speed", "RPM", "nGear", "Throttle", "Brake", "DRS",
+                                                           "X", "Y", "Z"], "float64"), "Interpolated": "bool"}
+    declared.pandera_schema().validate(race)  # NOT NULL columns, (DriverNumber, SessionTime) unique
+    pd.testing.assert_frame_equal(empty_telemetry(), declared.empty_frame())
+    with pytest.raises(ConformError, match=r"raw_telemetry lacks columns \['Interpolated'\]"):
+        declared.conform(race.drop(columns="Interpolated"))
+    units = {c.name: c.unit for c in declared.columns if c.unit}
+    assert units == {"Speed": "km/h", "RPM": "rpm", "Throttle": "%", "X": "1/10 m", "Y": "1/10 m", "Z": "1/10 m"}
+
+    schema = raw_telemetry.specs_by_key[dg.AssetKey("raw_telemetry")].metadata["dagster/column_schema"]
+    assert schema == declared.table_schema()
+    by_name = {c.name: c for c in schema.columns}
+    assert [c.name for c in schema.columns] == declared.column_names
+    assert all(c.description for c in schema.columns)
+    assert (by_name["Date"].type, by_name["SessionTime"].type) == ("timestamp", "interval")
+    assert by_name["Speed"].description == "Car speed (FastF1 Speed) [km/h]"
+    assert "10, 12 or 14 open" in by_name["DRS"].description
+    assert not by_name["DriverNumber"].constraints.nullable and by_name["LapNumber"].constraints.nullable
+    assert schema.constraints.other == ["PRIMARY KEY (DriverNumber, SessionTime)",
+                                        "PARTITIONED BY (season, round): one Parquet object per partition, "
+                                        "Hive-style path"]

@@ -12,7 +12,8 @@ import pytest
 
 from f1_assets.assets.ingest_fastf1 import telemetry_checks
 from f1_assets.storage.blob import LocalBlobStore, blob_store_from_url
-from f1_assets.transforms.telemetry import TELEMETRY_COLUMNS, merge_driver, merge_race_telemetry, tag_laps
+from f1_assets.tables import table
+from f1_assets.transforms.telemetry import empty_telemetry, merge_driver, merge_race_telemetry, tag_laps
 from f1_assets_tests.gcs_emulator import BUCKET, gcs_emulator
 
 SESSION_START = pd.Timestamp("2018-04-29 12:05:00")
@@ -88,8 +89,10 @@ def generated():
 def test_columns_and_dtypes(generated):
     car, pos, laps = generated
     race, stats = merge_race_telemetry(car, pos, laps, DRIVERS)
-    assert list(race.columns) == TELEMETRY_COLUMNS
+    assert list(race.columns) == table("raw_telemetry").column_names
     dtypes = race.dtypes.astype(str).to_dict()
+    assert dtypes == table("raw_telemetry").dtypes()
+    assert empty_telemetry().dtypes.astype(str).to_dict() == dtypes  # a race without samples: the same shape
     assert dtypes["DriverNumber"] == "int64" and dtypes["LapNumber"] == "Int64"
     assert dtypes["Date"] == "datetime64[ns]" and dtypes["SessionTime"] == "timedelta64[ns]"
     assert all(dtypes[c] == "float64" for c in ["Speed", "RPM", "nGear", "Throttle", "Brake", "DRS", "X", "Y", "Z"])

@@ -48,7 +48,6 @@ from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.tables import table
 from f1_assets.transforms.fastf1_laps import empty_rows, laps_to_rows, stints_by_driver
 from f1_assets.transforms.telemetry import (
-    TELEMETRY_COLUMNS,
     TelemetryStats,
     completeness_by_driver,
     empty_telemetry,
@@ -60,16 +59,6 @@ MAX_FAILING_KEYS = 50  # failing keys listed in check metadata (the count is alw
 # the streams each asset is made of (raw_telemetry tags samples with laps from TimingData)
 TELEMETRY_ASSET_STREAMS = (*TELEMETRY_STREAMS, "TimingData", "DriverList")
 TELEMETRY_PREFIX = "telemetry"  # raw_telemetry's objects: telemetry/season=YYYY/round=RR/telemetry.parquet
-TELEMETRY_SCHEMA = dg.TableSchema(
-    columns=[
-        dg.TableColumn(name, type_)
-        for name, type_ in zip(
-            TELEMETRY_COLUMNS,
-            ["int64", "string", "Int64", "datetime64[ns]", "timedelta64[ns]"] + ["float64"] * 9 + ["bool"],
-            strict=True,
-        )
-    ]
-)
 
 
 def _keys(values: Iterable[Any]) -> list[Any]:
@@ -242,7 +231,8 @@ NO_TELEMETRY = TelemetryStats(0, 0, 0, 0, 0)
 @_fastf1_asset("Car data + position merged per driver, tagged with lap numbers (one Parquet per race, 2018+).",
                TELEMETRY_CHECK_SPECS, kinds={"pandas", "parquet"}, deps=[fastf1_laps],
                io_manager_key="parquet_io_manager",
-               metadata={PREFIX_METADATA: TELEMETRY_PREFIX, "dagster/column_schema": TELEMETRY_SCHEMA})
+               metadata={PREFIX_METADATA: TELEMETRY_PREFIX,
+                         "dagster/column_schema": table("raw_telemetry").table_schema()})
 def raw_telemetry(context: dg.AssetExecutionContext, fastf1: FastF1Resource, blob_store: BlobStoreResource,
                   raw_results: pd.DataFrame) -> Iterator[Any]:
     race = parse_race_key(context.partition_key)

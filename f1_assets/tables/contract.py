@@ -1,16 +1,20 @@
-"""`Column` and `Table`: one declaration of a warehouse table, and everything derived from it.
+"""`Column` and `Table`: one declaration of a table, and everything derived from it.
 
-From a `Table` come its DDL for DuckDB and PostgreSQL, its pandas dtypes (what the transforms write),
-an empty frame, `conform` (a frame cut and cast to the table), its pandera schema and its Dagster
-`TableSchema`. The declarations themselves are the family files beside this one (`raw.yaml`, ...),
-read by `Table.from_spec`. No storage, no Dagster resources: called by transforms, schemas, the
-warehouse, migrations and asset wiring.
+A table is stored in the warehouse (`storage: warehouse`, the default) or as one Parquet object per
+partition in the blob store (`storage: parquet`, e.g. `raw_telemetry`). From a `Table` come its pandas
+dtypes (what the transforms write), an empty frame, `conform` (a frame cut and cast to the table), its
+pandera schema, its Dagster `TableSchema` and, for a warehouse table only, its DDL for DuckDB and
+PostgreSQL. The declarations themselves are the family files beside this one (`raw.yaml`, ...), read
+by `Table.from_spec`. No storage, no Dagster resources: called by transforms, schemas, the warehouse,
+migrations and asset wiring.
 
 pandas dtype rule (a column's `dtype` overrides it):
 - integers (int32/int64): "int64" when NOT NULL, "Int64" (nullable extension type) when nullable;
 - float64: "float64" (NULL is NaN); bool: "bool" when NOT NULL, "boolean" when nullable;
 - text, varchar(N), uuid, json, date: "object" (str / datetime.date values, None for NULL);
-- timestamptz: "datetime64[ns, UTC]".
+- timestamptz: "datetime64[ns, UTC]";
+- timestamp (naive, e.g. FastF1's UTC `Date`): "datetime64[ns]"; interval: "timedelta64[ns]". These two
+  have no SQL type here: only a Parquet table holds them (a warehouse table declaring one is refused).
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ if TYPE_CHECKING:  # imported where used: the warehouse's writer processes need 
     import pandera.pandas as pa
 
 ENGINES = ("duckdb", "postgres")
+STORAGES = ("warehouse", "parquet")
 _VARCHAR = re.compile(r"varchar\((\d+)\)")
-# logical type: (SQL type, pandas dtype when NOT NULL, pandas dtype when nullable); varchar(N) is text
+# logical type: (SQL type, pandas dtype when NOT NULL, pandas dtype when nullable); varchar(N) is text;
+# SQL type None: a type only Parquet tables hold
 _TYPES = {
     "int32": ("INTEGER", "int64", "Int64"),
     "int64": ("BIGINT", "int64", "Int64"),
@@ -38,6 +44,8 @@ _TYPES = {
     "timestamptz": ("TIMESTAMP WITH TIME ZONE", "datetime64[ns, UTC]", "datetime64[ns, UTC]"),
     "uuid": ("UUID", "object", "object"),
     "json": ("JSON", "object", "object"),
+    "timestamp": (None, "datetime64[ns]", "datetime64[ns]"),
+    "interval": (None, "timedelta64[ns]", "timedelta64[ns]"),
 }
 
 
@@ -56,9 +64,10 @@ class Column:
 
     name: str
     type: str  # int32 | int64 | float64 | text | bool | date | timestamptz | uuid | json | varchar(N)
+    #            | timestamp | interval (Parquet tables only)
     nullable: bool = True
     description: str = ""
-    unit: str | None = None  # "ms", "kg", "km/h", "%", "deg", ...
+    unit: str | None = None  # "ms", "kg", "km/h", "%", "deg", "1/10 m", ...
     default: str | None = None  # SQL default expression, e.g. "FALSE", "CURRENT_TIMESTAMP"
     dtype: str | None = None
 
@@ -66,7 +75,8 @@ class Column:
         _check_type(self.type)
 
     @property
-    def sql_type(self) -> str:
+    def sql_type(self) -> str | None:
+        """The SQL type; None for a type only Parquet tables hold (timestamp, interval)."""
         varchar = _VARCHAR.fullmatch(self.type)
         return f"VARCHAR({varchar.group(1)})" if varchar else _TYPES[self.type][0]
 
@@ -81,7 +91,7 @@ class Column:
         return f"{self.description} [{self.unit}]" if self.unit else self.description
 
 
-_TABLE_KEYS = {"description", "primary_key", "partition_by", "indexes", "unique", "columns"}
+_TABLE_KEYS = {"description", "storage", "primary_key", "partition_by", "indexes", "unique", "columns"}
 _COLUMN_KEYS = {"name", "type", "nullable", "description", "unit", "default", "dtype"}
 
 
@@ -91,7 +101,10 @@ class ConformError(ValueError):
 
 @dataclass(frozen=True)
 class Table:
-    """A warehouse table: columns in table order, keys, partitioning, indexes, meaning."""
+    """A table: columns in table order, keys, partitioning, indexes, meaning, and where it is stored.
+
+    `partition_by` names columns of a warehouse table; for a Parquet table it names the keys of the
+    object path (Hive-style `season=YYYY/round=RR/`), which are not columns of the frame."""
 
     name: str
     columns: tuple[Column, ...]
@@ -100,14 +113,24 @@ class Table:
     description: str
     indexes: tuple[tuple[str, ...], ...] = ()
     unique: tuple[tuple[str, ...], ...] = ()
+    storage: str = "warehouse"  # one of STORAGES
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.storage not in STORAGES:
+            raise ValueError(f"table {self.name}: unknown storage {self.storage!r}: expected one of {STORAGES}")
         by_name = {c.name: c for c in self.columns}
         if len(by_name) != len(self.columns):
             raise ValueError(f"table {self.name}: a column is declared twice")
-        for what, names in (("primary_key", self.primary_key), ("partition_by", self.partition_by),
-                            *(("indexes", i) for i in self.indexes), *(("unique", u) for u in self.unique)):
+        column_lists = [("primary_key", self.primary_key), *(("indexes", i) for i in self.indexes),
+                        *(("unique", u) for u in self.unique)]
+        if self.storage == "warehouse":
+            column_lists.append(("partition_by", self.partition_by))
+            parquet_only = [f"{c.name} ({c.type})" for c in self.columns if c.sql_type is None]
+            if parquet_only:
+                raise ValueError(f"table {self.name}: columns {parquet_only} have a type with no SQL type; "
+                                 "only a parquet table can hold them")
+        for what, names in column_lists:
             unknown = [n for n in names if n not in by_name]
             if unknown:
                 raise ValueError(f"table {self.name}: {what} names unknown columns {unknown}")
@@ -137,9 +160,11 @@ class Table:
                 description=spec.get("description", ""),
                 indexes=tuple(tuple(i) for i in spec.get("indexes", ())),
                 unique=tuple(tuple(u) for u in spec.get("unique", ())),
+                storage=spec.get("storage", "warehouse"),
             )
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{source}: table {name}: {exc}") from None
+            # Table names the table itself: once in the message is enough
+            raise ValueError(f"{source}: table {name}: {str(exc).removeprefix(f'table {name}: ')}") from None
 
     @property
     def column_names(self) -> list[str]:
@@ -169,11 +194,10 @@ class Table:
             extra = [c for c in df.columns if c not in self._by_name]
             raise ConformError(f"frame for table {self.name} lacks columns {missing}"
                                + (f" (it has columns the table does not: {extra})" if extra else ""))
-        out = df[self.column_names]
+        # a new frame of copied columns, blocks as they are: `.copy()` would consolidate them, one more
+        # copy of the whole frame at the peak (+137 MiB for a race's telemetry, bench/bench_telemetry.py)
+        out = df.loc[:, self.column_names]
         casts = {name: dtype for name, dtype in self.dtypes().items() if str(out[name].dtype) != dtype}
-        if not casts:
-            return out.copy()
-        out = out.copy()
         for name, dtype in casts.items():
             try:
                 out[name] = out[name].astype(dtype)
@@ -185,9 +209,13 @@ class Table:
     # ------------------------------------------------------------------ SQL
 
     def ddl(self, engine: str) -> str:
-        """CREATE TABLE IF NOT EXISTS + its indexes, for "duckdb" or "postgres" (the same portable text)."""
+        """CREATE TABLE IF NOT EXISTS + its indexes, for "duckdb" or "postgres" (the same portable text).
+
+        ValueError for a Parquet table (it is no warehouse table)."""
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}: expected one of {ENGINES}")
+        if self.storage != "warehouse":
+            raise ValueError(f"table {self.name} is stored as {self.storage}, not in the warehouse: it has no DDL")
         width = max(len(c.name) for c in self.columns) + 1
         lines = []
         for c in self.columns:
@@ -248,8 +276,12 @@ class Table:
         ]
         other = [f"PRIMARY KEY ({', '.join(self.primary_key)})"] if self.primary_key else []
         other += [f"UNIQUE ({', '.join(u)})" for u in self.unique]
-        other.append(f"PARTITIONED BY ({', '.join(self.partition_by)})" if self.partition_by
-                     else "NOT PARTITIONED (replaced whole)")
+        if self.storage == "parquet":
+            other.append(f"PARTITIONED BY ({', '.join(self.partition_by)}): one Parquet object per partition, "
+                         "Hive-style path" if self.partition_by else "ONE PARQUET OBJECT (replaced whole)")
+        else:
+            other.append(f"PARTITIONED BY ({', '.join(self.partition_by)})" if self.partition_by
+                         else "NOT PARTITIONED (replaced whole)")
         return dg.TableSchema(columns=columns, constraints=dg.TableConstraints(other=other))
 
 

@@ -12,7 +12,8 @@ less than 1 s apart — linearly for continuous channels (Speed, RPM, Throttle, 
 value for discrete ones (nGear, Brake, DRS) — and the row is marked `Interpolated`. Inside a longer
 gap (or before the first / after the last sample, or with a stream absent) the channel stays NaN and
 the row counts as a *gap sample*. Each row is tagged with the lap whose [LapStartTime, Time] holds
-its SessionTime (NULL outside every lap).
+its SessionTime (NULL outside every lap). The output is the declared Parquet table `raw_telemetry`
+(`f1_assets/tables/fastf1.yaml`: its columns, dtypes, units and meaning).
 """
 
 from __future__ import annotations
@@ -23,23 +24,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-TELEMETRY_COLUMNS = [
-    "DriverNumber",
-    "Driver",
-    "LapNumber",
-    "Date",
-    "SessionTime",
-    "Speed",
-    "RPM",
-    "nGear",
-    "Throttle",
-    "Brake",
-    "DRS",
-    "X",
-    "Y",
-    "Z",
-    "Interpolated",
-]
+from f1_assets.tables import table
+
+RAW_TELEMETRY = table("raw_telemetry")
 CAR_CHANNELS = ["Speed", "RPM", "nGear", "Throttle", "Brake", "DRS"]
 POS_CHANNELS = ["X", "Y", "Z"]
 DISCRETE_CHANNELS = {"nGear", "Brake", "DRS"}
@@ -59,17 +46,8 @@ class TelemetryStats:
 
 
 def empty_telemetry() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "DriverNumber": pd.Series(dtype="int64"),
-            "Driver": pd.Series(dtype=object),
-            "LapNumber": pd.Series(dtype="Int64"),
-            "Date": pd.Series(dtype="datetime64[ns]"),
-            "SessionTime": pd.Series(dtype="timedelta64[ns]"),
-            **{c: pd.Series(dtype="float64") for c in CAR_CHANNELS + POS_CHANNELS},
-            "Interpolated": pd.Series(dtype=bool),
-        }
-    )[TELEMETRY_COLUMNS]
+    """A race without samples: the `raw_telemetry` columns and dtypes, no rows."""
+    return RAW_TELEMETRY.empty_frame()
 
 
 def _ns(values: pd.Series) -> np.ndarray:
@@ -159,7 +137,7 @@ def merge_race_telemetry(
     laps: pd.DataFrame,
     driver_codes: Mapping[str, str],
 ) -> tuple[pd.DataFrame, TelemetryStats]:
-    """Every driver's merged telemetry in one frame with `TELEMETRY_COLUMNS`, plus its counts."""
+    """Every driver's merged telemetry in one frame (the table `raw_telemetry`), plus its counts."""
     frames = []
     samples = gaps = 0
     numbers = sorted({str(k) for k in car_data} | {str(k) for k in pos_data}, key=int)
@@ -176,11 +154,7 @@ def merge_race_telemetry(
         return empty_telemetry(), TelemetryStats(0, 0, samples, 0, gaps)
     race = pd.concat(frames, ignore_index=True)
     race["LapNumber"] = tag_laps(race, laps)
-    race = race[TELEMETRY_COLUMNS].astype(
-        {"DriverNumber": "int64", "Date": "datetime64[ns]", "SessionTime": "timedelta64[ns]"}
-        | {c: "float64" for c in CAR_CHANNELS + POS_CHANNELS}
-        | {"Interpolated": bool}
-    )
+    race = RAW_TELEMETRY.conform(race)
     stats = TelemetryStats(
         rows=len(race),
         drivers=race["DriverNumber"].nunique(),
