@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from f1_assets.settings import redact
-from f1_assets.tables import TABLES, WAREHOUSE_TABLES
+from f1_assets.tables import WAREHOUSE_TABLES
 
 if TYPE_CHECKING:
     from f1_assets.storage.warehouse import Warehouse
@@ -201,8 +201,8 @@ def drift(warehouse: Warehouse) -> list[str]:
     """How the warehouse's tables differ from the declarations at head (a column dropped or added by hand,
     a table missing): one line per table, empty when they agree. Run by `f1-assets migrate`."""
     lines = []
-    for name in WAREHOUSE_TABLES:
-        stored, declared = warehouse.columns(name), TABLES[name].column_names
+    for name, table in WAREHOUSE_TABLES.items():
+        stored, declared = warehouse.columns(name), table.column_names
         if not stored:
             lines.append(f"{name}: missing")
             continue
