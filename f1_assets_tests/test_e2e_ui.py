@@ -38,9 +38,9 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-# every asset that is a warehouse table (train/validation/test are views of lap_features, raw_telemetry is blobs)
+# every table asset, warehouse and Parquet (train/validation/test are views of lap_features)
 CATALOG_TABLES = ("raw_races", "raw_results", "raw_qualifying", "raw_sprint_results", "raw_laps", "raw_pit_stops",
-                  "fastf1_laps", "lap_features", "telemetry_features", "driver_profiles")
+                  "fastf1_laps", "raw_telemetry", "lap_features", "telemetry_features", "driver_profiles")
 CATALOG = """
 { assetNodes { assetKey { path } assetMaterializations(limit: 1) { runId }
     metadataEntries { label ... on TableSchemaMetadataEntry { schema { columns { name type description } } } } } }

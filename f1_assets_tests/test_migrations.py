@@ -27,7 +27,7 @@ from f1_assets.migrations import BASELINE, HEAD, MigrationError
 from f1_assets.partitions import parse_race_key
 from f1_assets.resources.fastf1 import FastF1Resource
 from f1_assets.storage.warehouse import warehouse_from_url
-from f1_assets.tables import TABLES
+from f1_assets.tables import TABLES, WAREHOUSE_TABLES
 from f1_assets.transforms import jolpica
 from f1_assets.transforms.fastf1_laps import laps_to_rows
 from f1_assets.transforms.features import build_lap_features, build_telemetry_features
@@ -153,7 +153,7 @@ def _snapshot(url: str, columns: dict[str, list[str]]) -> dict[str, pd.DataFrame
     """Every row of every declared table, in the given columns, in a stable order."""
     return {name: _fetch(url, f"SELECT {', '.join(columns[name])} FROM {name} "
                               f"ORDER BY {', '.join(TABLES[name].primary_key or columns[name])}")
-            for name in TABLES}
+            for name in WAREHOUSE_TABLES}
 
 
 def _structure(url: str) -> dict[str, list]:
@@ -237,7 +237,7 @@ def test_release_0_1_warehouse_is_upgraded_in_place_once(engine_urls, release_0_
 
     # every row intact, table by table, value by value
     after = _snapshot(old_url, old_columns)
-    for name in TABLES:
+    for name in WAREHOUSE_TABLES:
         pd.testing.assert_frame_equal(after[name], before[name], obj=name)
     # the new columns, at the end, NULL for the rows written before
     new_columns = _columns(old_url)

@@ -49,7 +49,11 @@ def partition_of(declared: Table, partition_key: str | None) -> dict[str, int]:
 
 
 def table_of(asset_key: dg.AssetKey) -> Table:
-    return table(asset_key.path[-1])
+    declared = table(asset_key.path[-1])
+    if declared.storage != "warehouse":
+        raise dg.Failure(f"asset {asset_key.to_user_string()} is declared as a {declared.storage} table, not a "
+                         "warehouse table: give it the parquet_io_manager", allow_retries=False)
+    return declared
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
