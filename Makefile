@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)
+PORT ?= 3000
 
 $(BIN)/dagster: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,7 +16,7 @@ $(BIN)/dagster: pyproject.toml
 install: $(BIN)/dagster
 
 dev: install
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 test: install
 	$(BIN)/pytest -q -rs -p no:cacheprovider

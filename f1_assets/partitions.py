@@ -45,8 +45,8 @@ def parse_season(value: str | int) -> int:
     if not re.fullmatch(r"[0-9]{4}", text):
         raise InvalidPartitionKey(f"invalid season {value!r}: expected a four-digit year")
     season = int(text)
-    if not FIRST_SEASON <= season <= current_season() + 1:
-        raise InvalidPartitionKey(f"invalid season {value!r}: outside {FIRST_SEASON}..{current_season() + 1}")
+    if not FIRST_SEASON <= season <= current_season():  # the range of the `seasons` partitions
+        raise InvalidPartitionKey(f"invalid season {value!r}: outside {FIRST_SEASON}..{current_season()}")
     return season
 
 

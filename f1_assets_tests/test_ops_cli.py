@@ -43,8 +43,8 @@ def _env(tmp_path: Path, jolpica_url: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["race", f"{current_season() + 1}-01"], f"season {current_season() + 1} is not a `seasons` partition"),
-    (["season", str(current_season() + 1)], f"season {current_season() + 1} is not a `seasons` partition"),
+    (["race", f"{current_season() + 1}-01"], f"outside 1950..{current_season()}"),  # the `seasons` partitions' range
+    (["season", str(current_season() + 1)], f"outside 1950..{current_season()}"),
     (["race", "1949-01"], "invalid season"),
     (["race", "2024-1"], "expected YYYY-RR"),
     (["race", "2024-05"], "race 2024-05 is not in the 2024 schedule (1 rounds)"),
