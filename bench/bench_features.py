@@ -2,7 +2,8 @@
 
 Run from the repo root: `.venv/bin/python bench/bench_features.py` (env `F1_BENCH_POSTGRES_URL`,
 default `postgresql://postgres@127.0.0.1:5432/test`; the bench works in a throw-away schema it drops).
-Needs ../shared/data (the 2023 Bahrain replay pages) for lap_features; telemetry is generated.
+Reads the 2023 Bahrain replay pages of the recorded data (f1_assets_tests/data/recorded.tar.xz) for
+lap_features; telemetry is generated.
 
 Measurements (one JSON object per line at the end, DESIGN.md "Performance"):
 - lap_features build rows/s on the real race (1,055 rows, repeated) and on the race tiled to ~1 M rows
@@ -34,8 +35,9 @@ sys.path.insert(0, str(REPO))
 from f1_assets.storage.warehouse import PostgresWarehouse, _rows  # noqa: E402
 from f1_assets.transforms import jolpica  # noqa: E402
 from f1_assets.transforms.features import build_lap_features, build_telemetry_features  # noqa: E402
+from f1_assets_tests.recorded import recorded_data_dir  # noqa: E402
 
-REPLAY = REPO.parent / "shared" / "data" / "jolpica-replay"
+REPLAY = recorded_data_dir() / "jolpica-replay"
 PG_URL = os.environ.get("F1_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REPEATS = 3
 TILE_BUILD = 950  # ≈1 M lap rows

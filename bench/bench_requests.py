@@ -1,6 +1,7 @@
 """Upstream requests per race and per (replayed) season, next to the lower bound, in one run.
 
-Runs the real assets against the Jolpica replay server on 127.0.0.1 (../shared/data/jolpica-replay)
+Runs the real assets against the Jolpica replay server on 127.0.0.1 (jolpica-replay/ of the
+recorded data, f1_assets_tests/data/recorded.tar.xz)
 with the embedded default (DuckDB, local blob store) in a temporary F1_HOME. Lower bound: the sum
 over endpoints of ceil(total/100) (at least one request per endpoint to learn its total); for a
 season, results/qualifying/sprint count as season endpoints (Jolpica serves them per season). Also
@@ -26,8 +27,9 @@ from f1_assets.assets import ingest_jolpica  # noqa: E402
 from f1_assets.partitions import parse_race_key  # noqa: E402
 from f1_assets_tests.helpers import materialize_calendar, materialize_race, resources  # noqa: E402
 from f1_assets_tests.jolpica_server import JolpicaReplayServer, load_replay_dir  # noqa: E402
+from f1_assets_tests.recorded import recorded_data_dir  # noqa: E402
 
-REPLAY = REPO.parent / "shared" / "data" / "jolpica-replay"
+REPLAY = recorded_data_dir() / "jolpica-replay"
 
 
 def emit(bench, value, unit, baseline=None, note=""):

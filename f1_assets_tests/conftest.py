@@ -14,20 +14,15 @@ import pytest
 
 from f1_assets_tests.jolpica_server import Dataset, JolpicaReplayServer, load_replay_dir
 from f1_assets_tests.livetiming_server import RecordedUpstreams, serve_recorded_upstreams
+from f1_assets_tests.recorded import recorded_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 PG_BASE = os.environ.get("F1_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def shared_data_dir() -> Path:
-    """`../shared/data`, or skip (fail under F1_REQUIRE_SHARED_DATA=1) when it is absent."""
-    if SHARED_DATA.is_dir():
-        return SHARED_DATA
-    reason = f"real recorded upstream data not found at {SHARED_DATA} (a newcomer's clone has none)"
-    if os.environ.get("F1_REQUIRE_SHARED_DATA") == "1":
-        pytest.fail(reason + "; F1_REQUIRE_SHARED_DATA=1 requires it")
-    pytest.skip(reason)
+    """The real recorded upstream data, shipped in the repository (`f1_assets_tests/recorded.py`)."""
+    return recorded_data_dir()
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +76,7 @@ def module_pg_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def recorded_upstreams(shared_data: Path) -> Iterator[RecordedUpstreams]:
-    """Live timing, FastF1 schedule files and single Jolpica responses from ../shared/data, over HTTP."""
+    """Live timing, FastF1 schedule files and single Jolpica responses from the recorded data, over HTTP."""
     with serve_recorded_upstreams(shared_data) as served:
         yield served
 

@@ -1,7 +1,7 @@
 """A real HTTP server on 127.0.0.1 that replays Jolpica with its paging semantics.
 
 Datasets are whole endpoints (every item of `2023/1/laps`, …), loaded from recorded pages
-(`../shared/data/jolpica-replay`) or built by tests; season-level endpoints (`2023/results`) are
+(`jolpica-replay/` of the recorded data) or built by tests; season-level endpoints (`2023/results`) are
 derived from the recorded races of a recorded schedule. The server pages them the way Jolpica does:
 `limit` capped at 100 (default 30), `offset`, `MRData.total`, an empty page past the end, 400 for a
 laps request without a round, 403 for a query parameter containing "cache", 404 for an unknown path,

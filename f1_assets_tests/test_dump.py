@@ -1,4 +1,4 @@
-"""Jolpica's CSV dump → raw tables (f1_assets/transforms/dump.py), on the real dump in ../shared/data.
+"""Jolpica's CSV dump → raw tables (f1_assets/transforms/dump.py), on the real dump in the recorded data.
 
 The dump's rows for a race equal what the API parsers make of the recorded pages of the same race;
 every table's row count equals a count of the CSVs made with the `csv` module alone; a broken dump is a

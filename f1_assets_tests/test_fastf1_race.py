@@ -1,6 +1,6 @@
 """The real 2018 Azerbaijan GP through FastF1's real code path, served by a local HTTP server.
 
-The recorded live-timing streams, FastF1 schedule file and Jolpica results in ../shared/data are
+The recorded live-timing streams, FastF1 schedule file and Jolpica results in the recorded data are
 served by `livetiming_server` on 127.0.0.1; `FastF1Resource` points FastF1 at it. One load per module.
 """
 

@@ -1,7 +1,7 @@
 """Feature layer: lap_features / telemetry_features transforms, quality checks, warehouse writes, assets.
 
-Real data: 2023 round 1 (Bahrain) replay pages from ../shared/data (skips when absent, fails under
-F1_REQUIRE_SHARED_DATA=1, via the `shared_data` fixture). Telemetry is generated here in the raw
+Real data: 2023 round 1 (Bahrain) replay pages from the recorded data
+(the `shared_data` fixture). Telemetry is generated here in the raw
 telemetry Parquet shape (the shared data has no car telemetry).
 """
 

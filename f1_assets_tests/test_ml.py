@@ -1,7 +1,7 @@
 """ML layer: split views, split checks, driver profiles (train split only), profile plot.
 
 Real data: the replayed 2023 Bahrain GP (round 1, 2023-03-05) and British GP (round 10, 2023-07-09)
-from ../shared/data (skips when absent; fails under F1_REQUIRE_SHARED_DATA=1). Boundaries are set
+from the recorded data (`shared_data` fixture). Boundaries are set
 per test so the two races land in different splits; everything runs on DuckDB and PostgreSQL.
 """
 
