@@ -65,7 +65,7 @@ def lap_features(
     checks = rules.results("lap_features", lap_feature_checks(frame, raw_results, raw_pit_stops, races,
                                                               has_fastf1=fastf1 is not None))
     yield from gate(checks, LAP_CHECK_SPECS, f"lap_features for race {key.key}",
-                    stored_rows(warehouse, "lap_features", context.partition_key))
+                    lambda: stored_rows(warehouse, "lap_features", context.partition_key))
     context.log.info(f"lap_features {key.key}: {len(frame)} rows, FastF1 {'yes' if fastf1 is not None else 'no'}")
     yield from checks
     yield dg.Output(frame, metadata={
@@ -133,7 +133,7 @@ def telemetry_features(
     frame = build_telemetry_features(telemetry, season=key.season, rnd=key.round)
     checks = rules.results("telemetry_features", telemetry_feature_checks(frame))
     yield from gate(checks, TELEMETRY_CHECK_SPECS, f"telemetry_features for race {key.key}",
-                    stored_rows(warehouse, "telemetry_features", context.partition_key))
+                    lambda: stored_rows(warehouse, "telemetry_features", context.partition_key))
     if reason:
         context.log.info(reason)
     metadata: dict[str, Any] = {

@@ -76,6 +76,7 @@ class RaceInfo:
     key: RaceKey
     race_date: dt.date
     has_sprint: bool
+    calendar_rows: int  # the race's rows in raw_races (0: taken from the season schedule instead)
 
 
 def _fetch(client: JolpicaClient, path: str, settled: bool) -> FetchResult:
@@ -164,6 +165,7 @@ def race_info(warehouse: WarehouseResource, client: JolpicaClient, key: RaceKey)
     """The race's calendar row: from raw_races, else from the season schedule (archived)."""
     season = read_table(warehouse, "raw_races", str(key.season))
     rows = season[season["round"] == key.round]
+    calendar_rows = len(rows)
     if rows.empty:
         fetched = _fetch(client, str(key.season), settled=key.season < current_season())
         schedule, fetched = accept(client, fetched, parse.parse_schedule, schemas.RAW_RACES, "raw_races",
@@ -176,7 +178,7 @@ def race_info(warehouse: WarehouseResource, client: JolpicaClient, key: RaceKey)
                 allow_retries=False,
             )
     row = rows.iloc[0]
-    return RaceInfo(key, pd.Timestamp(row["race_date"]).date(), bool(row["has_sprint"]))
+    return RaceInfo(key, pd.Timestamp(row["race_date"]).date(), bool(row["has_sprint"]), calendar_rows)
 
 
 def versioned_output(frame: pd.DataFrame, version: str, metadata: dict) -> dg.Output:
@@ -340,7 +342,7 @@ RACE_TABLES = {
 
 def upstream_has(asset: str, key: RaceKey, has_sprint: bool) -> bool:
     """Whether the upstream has the raw table `asset` for this race at all (its era and schedule)."""
-    info = RaceInfo(key, dt.date(key.season, 1, 1), has_sprint)
+    info = RaceInfo(key, dt.date(key.season, 1, 1), has_sprint, 0)
     return _not_upstream_reason(RACE_TABLES[asset], info) is None
 
 
@@ -362,6 +364,7 @@ class StagedTable:
     metadata: dict
     fetched: FetchResult | None  # None: not upstream for this race's era/schedule (explained empty)
     client: JolpicaClient
+    info: RaceInfo
 
 
 def stage_race_table(
@@ -377,7 +380,7 @@ def stage_race_table(
     if reason is not None:
         context.log.info(f"{spec.table} {key.key}: empty — {reason}")
         metadata = {"empty_reason": reason, "upstream_requests": client.stats.requests}
-        return StagedTable(spec, spec.parser([]), metadata, None, client)
+        return StagedTable(spec, spec.parser([]), metadata, None, client, info)
 
     settled = dt.date.today() - info.race_date > dt.timedelta(days=jolpica.effective_settle_days())
     df = fetched = None
@@ -411,7 +414,7 @@ def stage_race_table(
         metadata["source"] = f"season pages {fetched.path} from the raw archive"
     if fetched.total == 0:
         metadata["empty_reason"] = f"upstream has no {spec.endpoint} for {key.key} (yet)"
-    return StagedTable(spec, df, metadata, fetched, client)
+    return StagedTable(spec, df, metadata, fetched, client, info)
 
 
 def _archive(context: dg.AssetExecutionContext, client: JolpicaClient, fetched: FetchResult) -> None:
@@ -437,7 +440,7 @@ def land(
     asset = staged.spec.asset
     checks = rules.results(asset, outcomes)
     yield from gate(checks, CHECK_SPECS[asset], f"{asset} {context.partition_key} ({len(staged.df)} rows)",
-                    stored_rows(warehouse, staged.spec.table, context.partition_key))
+                    lambda: stored_rows(warehouse, staged.spec.table, context.partition_key))
     yield from checks
     version = staged.fetched.payload_hash if staged.fetched else "empty"
     yield versioned_output(staged.df, version, staged.metadata)
@@ -518,8 +521,7 @@ def raw_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource, war
     spec = RACE_TABLES["raw_results"]
     staged = stage_race_table(context, spec, jolpica, warehouse)
     df, fetched = staged.df, staged.fetched
-    season = read_table(warehouse, "raw_races", str(parse_race_key(context.partition_key).season))
-    in_calendar = int((season["round"] == parse_race_key(context.partition_key).round).sum())
+    in_calendar = staged.info.calendar_rows
     yield from land(context, staged, [
         _row_count(len(df), fetched),
         _has_rows(df, fetched),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.resources
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,10 +118,13 @@ def reject(checks: Iterable[dg.AssetCheckResult], description: str) -> Iterator[
 
 
 def gate(checks: Sequence[dg.AssetCheckResult], check_specs: Sequence[dg.AssetCheckSpec], what: str,
-         stored: int | str) -> Iterator[dg.AssetCheckResult]:
-    """`reject` when a blocking check fails, naming the failures and what stays stored; else nothing."""
+         stored: int | str | Callable[[], int | str]) -> Iterator[dg.AssetCheckResult]:
+    """`reject` when a blocking check fails, naming the failures and what stays stored; else nothing.
+
+    `stored` may be a function: then the stored rows are counted only for a refusal's message."""
     blocked = blocking_failures(checks, check_specs)
     if blocked:
+        stored = stored() if callable(stored) else stored
         kept = f"{stored} rows" if isinstance(stored, int) else stored
         yield from reject(checks, f"{what}: blocking checks failed: {describe_failures(blocked)}. Nothing was "
                           f"written; what is stored ({kept}) is kept.")

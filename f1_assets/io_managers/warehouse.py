@@ -12,7 +12,7 @@ the declared dtypes (no rows: an empty frame of the right shape).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 import pandas as pd
@@ -93,21 +93,23 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         })
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        declared = table_of(context.asset_key)
         keys = context.asset_partition_keys if context.has_asset_partitions else [None]
-        wh = self.warehouse.get()
-        frames = [wh.read_partition(declared.name, partition_of(declared, key)) for key in keys]
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        return declared.conform(frame) if len(frame) else declared.empty_frame()
+        return _read(self.warehouse, table_of(context.asset_key), keys)
+
+
+def _read(warehouse: WarehouseResource, declared: Table, keys: Sequence[str | None]) -> pd.DataFrame:
+    """The partitions' rows with the declared dtypes (none: an empty frame of the right shape)."""
+    wh = warehouse.get()
+    frames = [wh.read_partition(declared.name, partition_of(declared, key)) for key in keys]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return declared.conform(frame) if len(frame) else declared.empty_frame()
 
 
 # Reads outside the graph's inputs, through the same table/partition rules as the IO manager (assets
 # pass their `warehouse` resource: Dagster hands an IO manager to no asset as a resource).
 def read_table(warehouse: WarehouseResource, name: str, partition_key: str | None = None) -> pd.DataFrame:
     """A table's partition with the declared dtypes (e.g. a race's season of `raw_races`)."""
-    declared = table(name)
-    frame = warehouse.get().read_partition(declared.name, partition_of(declared, partition_key))
-    return declared.conform(frame) if len(frame) else declared.empty_frame()
+    return _read(warehouse, table(name), [partition_key])
 
 
 def stored_rows(warehouse: WarehouseResource, name: str, partition_key: str | None = None) -> int:
