@@ -9,7 +9,7 @@ Measurements (one JSON object per line at the end, DESIGN.md "Performance"):
 - lap_features build rows/s on the real race (1,055 rows, repeated) and on the race tiled to ~1 M rows
   (the 20 cars copied ×950 with distinct ids and positions);
 - telemetry_features seconds for ≈1 M generated samples (sorted as the Parquet is, and shuffled);
-- warehouse load rows/s of `PostgresWarehouse.replace_partition("lap_features", …)` against a raw
+- warehouse load rows/s of `PostgresWarehouse.replace_partitions("lap_features", …)` against a raw
   `COPY … FROM STDIN (FORMAT BINARY)` of the same rows (already Python tuples) into a fresh
   `CREATE TABLE … (LIKE lap_features INCLUDING ALL)` (same columns, PK and indexes) in the same run;
   ratio = writer / raw (target ≥ 0.70). Both load into an empty table (emptied untimed before each
@@ -193,7 +193,7 @@ def bench_load(b: dict[str, pd.DataFrame]) -> list[dict]:
             raw_t.append(time.perf_counter() - t0)
             truncate("lap_features")
             t0 = time.perf_counter()
-            assert wh.replace_partition("lap_features", frame, part) == n
+            assert wh.replace_partitions("lap_features", frame, [part]) == n
             writer_t.append(time.perf_counter() - t0)
         assert wh.count("lap_features", part) == n
         # where the writer's time goes: frame → Python rows (`_rows`), untimed in the baseline
@@ -208,7 +208,7 @@ def bench_load(b: dict[str, pd.DataFrame]) -> list[dict]:
     return [
         emit("warehouse_load_lap_features_postgres", writer_rate, "rows/s", baseline=raw_rate,
              ratio=writer_rate / raw_rate,
-             note=f"{n} rows; PostgresWarehouse.replace_partition vs raw binary COPY of pre-built tuples into "
+             note=f"{n} rows; PostgresWarehouse.replace_partitions vs raw binary COPY of pre-built tuples into "
                   f"LIKE lap_features INCLUDING ALL; best of {REPEATS}; of the writer's "
                   f"{min(writer_t):.2f} s, {rows_t:.2f} s is _rows (frame -> Python tuples)"),
     ]

@@ -26,20 +26,31 @@ import socket
 import sys
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import dagster as dg
 
 from f1_assets import audit, settings
 from f1_assets.io_managers.warehouse import ALLOW_SHRINK_TAG
 from f1_assets.migrations import MigrationError, drift
-from f1_assets.partitions import parse_race_key, parse_season, races_partitions, seasons_partitions
+from f1_assets.partitions import (
+    RACES_PER_RUN,
+    parse_race_key,
+    parse_season,
+    race_key,
+    races_partitions,
+    seasons_partitions,
+)
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.warehouse import WarehouseError, schema_sql
 from f1_assets.transforms import dump
 
 RAW_RACES = dg.AssetKey("raw_races")
+# a run over a range of partitions (Dagster's run tags for it; no public constant names them)
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
@@ -149,20 +160,28 @@ def _failures(result: dg.ExecuteInProcessResult | None) -> list[tuple[str, str]]
     return [(event.step_key, audit.failure_message(event)) for event in events]
 
 
-def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance, warehouse: WarehouseResource,
-         extra_tags: Mapping[str, str] | None = None) -> bool:
+def _run(job_name: str, partition_key: str | None, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+         extra_tags: Mapping[str, str] | None = None, *, partition_range: tuple[str, str] | None = None,
+         asset_selection: Sequence[dg.AssetKey] | None = None, run_config: Mapping[str, Any] | None = None) -> bool:
+    """One run of `job_name` in this process: one partition, a range of partitions (one run, each asset
+    one step for all of them), or none (an unpartitioned job)."""
     from f1_assets.definitions import defs
 
     run_id = str(uuid.uuid4())
     tags = {**(extra_tags or {}), audit.CLI_PROCESS_TAG: process_tag()}
-    audit.record_start(warehouse, audit.RunRef(job_name, run_id, {**tags, "dagster/partition": partition_key}))
+    shown = partition_key
+    if partition_range is not None:
+        tags |= {RANGE_START_TAG: partition_range[0], RANGE_END_TAG: partition_range[1]}
+        shown = partition_range[0] if partition_range[0] == partition_range[1] else "...".join(partition_range)
+    audit.record_start(warehouse, audit.RunRef(job_name, run_id, {**tags, "dagster/partition": shown or ""}))
     result = None
     try:
         result = defs.resolve_job_def(job_name).execute_in_process(
             partition_key=partition_key, instance=instance, raise_on_error=False, run_id=run_id, tags=tags,
+            asset_selection=list(asset_selection) if asset_selection else None,
             # every event is already a JSON line on stdout (dagster.yaml python_logs): the human-readable
             # console copy on stderr keeps warnings and errors only
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+            run_config={**(run_config or {}), "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     finally:
         failures = _failures(result)
         ok = result is not None and result.success
@@ -174,7 +193,7 @@ def _run(job_name: str, partition_key: str, instance: dg.DagsterInstance, wareho
     outcome = "success" if ok else "FAILED"
     if ok and red:
         outcome += f", but {len(red)} ERROR check(s) failed: {', '.join(red)}"
-    _say(f"{job_name} {partition_key}: {outcome} (run {run_id})"
+    _say(f"{job_name} {shown or ''}: {outcome} (run {run_id})".replace("  ", " ")
          + "".join(f"\n  {step}: {message}" for step, message in failures))
     return ok
 
@@ -237,6 +256,166 @@ def season(year: str, instance: dg.DagsterInstance, warehouse: WarehouseResource
     return not failed
 
 
+# ------------------------------------------------------------------------- history
+
+DUMP_BATCH = 400  # races per run when their rows come from the dump (no requests: memory and one transaction)
+RACE_TABLE_ASSETS = [dg.AssetKey(a) for a in ("raw_results", "raw_qualifying", "raw_sprint_results", "raw_laps",
+                                              "raw_pit_stops")]
+LAP_FEATURES = dg.AssetKey("lap_features")
+FEATURE_INPUTS = ("raw_results", "raw_laps", "raw_pit_stops", "fastf1_laps")
+
+
+class Latest(NamedTuple):
+    storage_id: int
+    data_version: str | None
+    coverage: str | None  # the partition's `coverage` metadata (race tables: complete | partial | none)
+
+
+def latest_materializations(instance: dg.DagsterInstance, asset: str) -> dict[str, Latest]:
+    """partition → its latest materialization (storage id, data version, coverage), in one pass over the
+    asset's event records."""
+    out: dict[str, Latest] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(dg.AssetKey(asset), limit=10_000, cursor=cursor, ascending=True)
+        for record in page.records:
+            m = record.asset_materialization
+            if m is None or m.partition is None:
+                continue
+            coverage = getattr(m.metadata.get("coverage"), "value", None)
+            if isinstance(coverage, dict):  # a batch's materialization: every race's coverage
+                coverage = coverage.get(m.partition)
+            out[m.partition] = Latest(record.storage_id, (m.tags or {}).get("dagster/data_version"), coverage)
+        if not page.has_more:
+            return out
+        cursor = page.cursor
+
+
+def contiguous(order: Sequence[str], wanted: set[str], size: int) -> list[tuple[str, str, list[str]]]:
+    """The wanted keys as runs of consecutive keys in the partitions' order, at most `size` each:
+    (first, last, keys) — what one run over a partition range covers."""
+    runs: list[list[str]] = []
+    previous = False
+    for key in order:
+        if key in wanted:
+            if not previous or len(runs[-1]) >= size:
+                runs.append([])
+            runs[-1].append(key)
+        previous = key in wanted
+    return [(r[0], r[-1], r) for r in runs]
+
+
+def _load(job: str, order: Sequence[str], batch: list[str], instance: dg.DagsterInstance,
+          warehouse: WarehouseResource, extra_tags: Mapping[str, str] | None,
+          asset_selection: Sequence[dg.AssetKey] | None, split: bool) -> list[str]:
+    """Run `job` over the batch (consecutive keys of `order`); with `split`, a failed batch is halved until
+    the races at fault stand alone (the others land). Returns the keys that failed."""
+    ok = _run(job, None, instance, warehouse, extra_tags, partition_range=(batch[0], batch[-1]),
+              asset_selection=asset_selection)
+    if ok:
+        return []
+    if not split or len(batch) == 1:
+        return batch
+    half = len(batch) // 2
+    return [*_load(job, order, batch[:half], instance, warehouse, extra_tags, asset_selection, split),
+            *_load(job, order, batch[half:], instance, warehouse, extra_tags, asset_selection, split)]
+
+
+def history(source: str | None, instance: dg.DagsterInstance, warehouse: WarehouseResource,
+            extra_tags: Mapping[str, str] | None = None, api: bool = True) -> bool:
+    """`f1-assets history`: Jolpica's dump (the `jolpica_dump` asset), then the calendars and race tables of
+    every race it covers from it (runs of many races), then — with `api` — the calendars and races after
+    its data date from the API, then lap_features of every race with laps. What is already loaded from
+    this dump (or from the API) is not loaded again: a second run after nothing changed makes no request
+    and writes nothing but the dump's own materialization."""
+    from f1_assets.assets.ingest_dump import latest_snapshot, parsed
+
+    config = {"ops": {"jolpica_dump": {"config": {"source": source}}}} if source else None
+    if not _run("load_jolpica_dump", None, instance, warehouse, extra_tags, run_config=config):
+        return False
+    snapshot = latest_snapshot(instance, BlobStoreResource())
+    if snapshot is None:
+        raise WarehouseError("jolpica_dump materialized but its materialization is not in the instance")
+    tables = parsed(snapshot.sha256, blob_store=BlobStoreResource())["tables"]
+    this_dump = f"dump:{snapshot.sha256}"
+
+    def stale(latest: Latest | None) -> bool:
+        """To load from this dump: never loaded, or loaded from another dump (API rows are not replaced)."""
+        return latest is None or (latest.data_version or "").startswith("dump:") and latest.data_version != this_dump
+
+    ok = True
+    # calendars: the dump's seasons it covers, then (API) the seasons after its data date never loaded
+    season_order = list(seasons_partitions.get_partition_keys())
+    calendars = latest_materializations(instance, "raw_races")
+    dump_seasons = {str(s) for s in sorted(set(tables["raw_races"]["season"].astype(int)))
+                    if snapshot.covers_season(int(s)) and stale(calendars.get(str(s)))}
+    for first, last, _ in contiguous(season_order, dump_seasons, 100):
+        ok &= _run("season_calendar", None, instance, warehouse, extra_tags, partition_range=(first, last))
+    if not api:  # offline: the schedule the dump holds for the seasons it covers in part (its last season)
+        partly = {str(s) for s in sorted(set(tables["raw_races"]["season"].astype(int)))
+                  if not snapshot.covers_season(int(s)) and snapshot.data_date is not None
+                  and int(s) <= snapshot.data_date.year and stale(calendars.get(str(s)))}
+        dump_calendar = {"ops": {"raw_races": {"config": {"calendar_source": "dump"}}}}
+        for first, last, _ in contiguous(season_order, partly, 100):
+            ok &= _run("season_calendar", None, instance, warehouse, extra_tags, partition_range=(first, last),
+                       run_config=dump_calendar)
+    api_ok = api
+    if api and snapshot.data_date is not None:
+        for season in season_order:
+            if int(season) < snapshot.data_date.year or snapshot.covers_season(int(season)) or season in calendars:
+                continue
+            if not _run("season_calendar", season, instance, warehouse, extra_tags):
+                _say(f"history: the API top-up stopped at season {season}'s calendar (see the error above; "
+                     f"{settings.JOLPICA_URL} names the API); what the dump holds is loaded")
+                api_ok = ok = False
+                break
+
+    # race tables: from the dump in runs of many races; then the races after its data date from the API
+    order = instance.get_dynamic_partitions(races_partitions.name)
+    loaded = {a.path[-1]: latest_materializations(instance, a.path[-1]) for a in RACE_TABLE_ASSETS}
+    covered = {k for k in order if snapshot.covers(*parse_race_key(k))}
+    from_dump = {k for k in covered if any(stale(loaded[a].get(k)) for a in loaded)}
+    _say(f"history: {snapshot.label}: {len(covered)} races covered, {len(from_dump)} to load from it")
+    failed = []
+    for _, _, batch in contiguous(order, from_dump, DUMP_BATCH):
+        failed += _load("race_tables", order, batch, instance, warehouse, extra_tags, RACE_TABLE_ASSETS, split=True)
+    from_api = {k for k in order if k not in covered and any(k not in loaded[a] for a in loaded)}
+    if api_ok and from_api:
+        _say(f"history: {len(from_api)} races after the dump's data date to load from the API")
+        for _, _, batch in contiguous(order, from_api, RACES_PER_RUN):
+            if not _run("race_tables", None, instance, warehouse, extra_tags, partition_range=(batch[0], batch[-1]),
+                        asset_selection=RACE_TABLE_ASSETS):
+                failed += batch
+                ok = False
+                _say(f"history: the API top-up stopped at races {batch[0]}..{batch[-1]} (see the error above)")
+                break
+    elif from_api:
+        _say(f"history: {len(from_api)} races after the dump's data date not loaded (--no-api)")
+
+    # lap_features for every race with complete laps and a calendar row whose inputs are newer than it
+    laps = latest_materializations(instance, "raw_laps")
+    complete = {k for k, latest in laps.items() if latest.coverage == "complete"}
+    partial = {k for k, latest in laps.items() if latest.coverage == "partial"}
+    in_calendar = {race_key(int(r["season"]), int(r["round"])) for _, r in
+                   warehouse.get().query("SELECT season, round FROM raw_races").iterrows()}
+    inputs = {a: latest_materializations(instance, a) for a in FEATURE_INPUTS}
+    features = latest_materializations(instance, "lap_features")
+    newest_input = {k: max((inputs[a][k].storage_id for a in inputs if k in inputs[a]), default=0) for k in complete}
+    stale_features = {k for k in complete if k in in_calendar and k not in failed and (
+        k not in features or newest_input[k] > features[k].storage_id)}
+    no_calendar = sorted(complete - in_calendar)
+    _say(f"history: lap_features to build for {len(stale_features)} races (of {len(complete)} with complete laps; "
+         f"{len(partial)} with partial laps, e.g. fastest laps only, have none"
+         + (f"; {len(no_calendar)} lack their season's calendar, which the API gives: {no_calendar[0]}…"
+            if no_calendar else "") + ")")
+    for _, _, batch in contiguous(order, stale_features, DUMP_BATCH):
+        failed += _load("race_tables", order, batch, instance, warehouse, extra_tags, [LAP_FEATURES], split=True)
+    if failed:
+        _say(f"history: {len(set(failed))} races failed: {', '.join(sorted(set(failed))[:20])}"
+             + (" …" if len(set(failed)) > 20 else ""))
+    return ok and not failed
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="f1-assets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -255,6 +434,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     migrate_parser.add_argument("--print-sql", action="store_true",
                                 help="print the SQL of an empty warehouse at head (PostgreSQL; sql/schema.sql), "
                                 "touch nothing")
+    history_parser = sub.add_parser(
+        "history", parents=[options],
+        help="all of history: Jolpica's CSV dump (F1_JOLPICA_DUMP_URL, or --dump), then the API for the races "
+        "after its data date, then lap_features for every race with laps; a re-run loads only what changed")
+    history_parser.add_argument("--dump", help="URL or local path of a Jolpica CSV dump (jolpica-f1-csv.zip)")
+    history_parser.add_argument("--no-api", action="store_true",
+                                help="load only what the dump holds (no request to the API: offline)")
     coverage_parser = sub.add_parser("dump-coverage", help="print what a Jolpica CSV dump holds per season (races; "
                                      "races with complete+partial rows per raw table); reads the file, writes nothing")
     coverage_parser.add_argument("dump", help="path of a Jolpica CSV dump (jolpica-f1-csv.zip)")
@@ -277,8 +463,12 @@ def main(argv: list[str] | None = None) -> int:
         instance = _instance()
         warehouse = check_settings()
         fail_orphaned_runs(instance, warehouse)
-        ok = (race(args.key, instance, warehouse, extra_tags) if args.command == "race"
-              else season(args.year, instance, warehouse, extra_tags))
+        if args.command == "history":
+            ok = history(args.dump, instance, warehouse, extra_tags, api=not args.no_api)
+        elif args.command == "race":
+            ok = race(args.key, instance, warehouse, extra_tags)
+        else:
+            ok = season(args.year, instance, warehouse, extra_tags)
     except ValueError as exc:  # UsageError, settings.ConfigError, an invalid key
         _error(exc)
         return 2

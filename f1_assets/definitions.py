@@ -13,10 +13,12 @@ runs whose run config names it.
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from f1_assets import audit, catalog, schedules, sensors
-from f1_assets.assets import features, ingest_fastf1, ingest_jolpica, ml
+from f1_assets.assets import features, ingest_dump, ingest_fastf1, ingest_jolpica, ml
 from f1_assets.io_managers import ParquetIOManager, WarehouseIOManager
 from f1_assets.resources.fastf1 import FastF1Resource
 from f1_assets.resources.jolpica import JolpicaResource
@@ -60,6 +62,11 @@ season_calendar_job = dg.define_asset_job(
     tags={"dagster/max_runtime": 900},  # enforced by run monitoring (dagster.yaml)
 )
 
+# race_pipeline runs one race per run (the sensors, `f1-assets race`); its Jolpica assets and lap_features
+# also run many races per run (their backfill policy, the race_tables job), its FastF1 assets one at a time.
+# Dagster warns about the mix when it builds the job; the mix is intended.
+warnings.filterwarnings("ignore", message="Found multiple backfill policies", category=UserWarning)
+
 race_pipeline_job = dg.define_asset_job(
     "race_pipeline",
     selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS, *ingest_fastf1.ASSETS, *features.ASSETS),
@@ -67,7 +74,23 @@ race_pipeline_job = dg.define_asset_job(
     tags={"dagster/max_runtime": 3600},  # a race at a 200/h budget needs ~20 requests; FastF1 minutes
 )
 
-ASSET_MODULES = (ingest_jolpica, ingest_fastf1, features, ml)
+jolpica_dump_job = dg.define_asset_job(
+    "load_jolpica_dump",
+    selection=dg.AssetSelection.assets(*ingest_dump.ASSETS),
+    description="Download (or read), check and archive Jolpica's CSV database dump; register its races.",
+    tags={"dagster/max_runtime": 3600},
+)
+
+race_tables_job = dg.define_asset_job(
+    "race_tables",
+    selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS, features.lap_features),
+    description="The Jolpica race tables and lap_features for a range of races in one run (each asset handles "
+    "every race of the range in one step and writes them in one transaction): what `f1-assets history` and "
+    "`f1-assets season` run; backfills of these assets run the same way (a season per run).",
+    tags={"dagster/max_runtime": 4 * 3600},
+)
+
+ASSET_MODULES = (ingest_dump, ingest_jolpica, ingest_fastf1, features, ml)
 
 
 def build_definitions(storage: catalog.Storage | None = None) -> dg.Definitions:
@@ -77,7 +100,7 @@ def build_definitions(storage: catalog.Storage | None = None) -> dg.Definitions:
         # automation policy: features (and ML) AutomationCondition.eager(); see sensors.automation_policy
         assets=dg.map_asset_specs(sensors.automation_policy, assets),
         asset_checks=[*features.CHECKS, *ml.CHECKS],
-        jobs=[season_calendar_job, race_pipeline_job],
+        jobs=[season_calendar_job, race_pipeline_job, jolpica_dump_job, race_tables_job],
         sensors=sensors.SENSORS,
         schedules=schedules.SCHEDULES,
         resources=build_resources(),

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import warnings
 from typing import NamedTuple
 
 import dagster as dg
 
 FIRST_SEASON = 1950
-MAX_ROUND = 30  # the longest season so far has 24 rounds; leave room, reject nonsense
+MAX_ROUND = 30
+# Races per run of a backfill of race assets (a season): one process and step per asset for all of them
+RACES_PER_RUN = 25  # the longest season so far has 24 rounds; leave room, reject nonsense
 
 _RACE_KEY = re.compile(r"([0-9]{4})-([0-9]{2})")
 
@@ -72,3 +75,13 @@ seasons_partitions = dg.StaticPartitionsDefinition(
     [str(year) for year in range(FIRST_SEASON, current_season() + 1)]
 )
 races_partitions = dg.DynamicPartitionsDefinition(name="races")
+
+
+def batched_asset(max_partitions_per_run: int, **kwargs):
+    """`dg.asset(**kwargs)` whose backfills run up to `max_partitions_per_run` partitions per run (the asset
+    handles `context.partition_keys`). `backfill_policy` is beta in Dagster 1.13: its BetaWarning is
+    silenced here, and only here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.asset(backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=max_partitions_per_run),
+                        **kwargs)

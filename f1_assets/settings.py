@@ -20,6 +20,7 @@ HOME = "F1_HOME"
 WAREHOUSE_URL = "F1_WAREHOUSE_URL"
 BLOB_URL = "F1_BLOB_URL"
 JOLPICA_URL = "F1_JOLPICA_URL"
+JOLPICA_DUMP_URL = "F1_JOLPICA_DUMP_URL"
 LIVETIMING_URL = "F1_LIVETIMING_URL"
 FASTF1_SCHEDULE_URL = "F1_FASTF1_SCHEDULE_URL"
 GIT_SHA = "F1_GIT_SHA"
@@ -156,6 +157,15 @@ def blob_url() -> str:
 def jolpica_url() -> str:
     value = _get(JOLPICA_URL)
     return http_url(JOLPICA_URL, value) if value else DEFAULT_JOLPICA_URL
+
+
+def jolpica_dump_url() -> str | None:
+    """Where `jolpica_dump` reads Jolpica's CSV dump: an http(s) URL or a local path; unset: the delayed
+    CSV endpoint on F1_JOLPICA_URL's host (`ingest_dump.default_dump_url`)."""
+    value = _get(JOLPICA_DUMP_URL)
+    if value and "://" in value:
+        return http_url(JOLPICA_DUMP_URL, value)
+    return value or None
 
 
 def livetiming_url() -> str:

@@ -201,7 +201,7 @@ def test_code_references_are_local_files_or_links_at_the_commit():
     ref = local[0].specs_by_key[dg.AssetKey("raw_races")].metadata["dagster/code_references"].code_references[0]
     assert Path(ref.file_path).resolve() == (REPO / "f1_assets/assets/ingest_jolpica.py").resolve()
     lines = Path(ref.file_path).read_text().splitlines()
-    assert lines[ref.line_number - 1].startswith("@dg.asset(")  # the decorator of raw_races
+    assert lines[ref.line_number - 1].startswith(("@dg.asset(", "@batched_asset("))  # the decorator of raw_races
     assert any(line.startswith("def raw_races(") for line in lines[ref.line_number:ref.line_number + 20])
 
     linked = catalog.with_code_references(ingest_jolpica.ASSETS, "https://github.com/example/f1-assets/", "abc123")

@@ -82,7 +82,7 @@ def materialization(result, key: str) -> dict:
 def test_materialize_baku(backend, recorded_upstreams, shared_cache, shared_data, tmp_path, request):
     url = f"duckdb:///{tmp_path / 'w.duckdb'}" if backend == "duckdb" else request.getfixturevalue("module_pg_url")
     wh = WarehouseResource(url=url).get()
-    wh.replace_partition("raw_results", jolpica_results(shared_data), {"season": 2018, "round": 4})
+    wh.replace_partitions("raw_results", jolpica_results(shared_data), [{"season": 2018, "round": 4}])
     assert CHECKS == [] and len(ASSETS) == 2
 
     result = materialize(ASSETS, fastf1_resource(recorded_upstreams, shared_cache), url, tmp_path / "blobs")
@@ -193,8 +193,8 @@ class GeneratedTelemetry(FastF1Resource):
 
 def test_raw_telemetry_with_generated_data(tmp_path, shared_data):
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
-    WarehouseResource(url=url).get().replace_partition("raw_results", jolpica_results(shared_data),
-                                                       {"season": 2018, "round": 4})
+    WarehouseResource(url=url).get().replace_partitions("raw_results", jolpica_results(shared_data),
+                                                        [{"season": 2018, "round": 4}])
     result = materialize(ASSETS[1:], GeneratedTelemetry(), url, tmp_path / "blobs")
     md = materialization(result, "raw_telemetry")
     frame = pd.read_parquet(io.BytesIO((tmp_path / "blobs" / blob_key(TELEMETRY_PREFIX, BAKU.key)).read_bytes()))

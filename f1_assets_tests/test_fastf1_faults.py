@@ -186,7 +186,7 @@ def test_schedule_unreachable_then_back_then_stored_rows_are_kept(instance, duck
     2018: before issue 9 this was 'no session', green with 0 rows. Now: retryable, red, not green-empty.
     Back: 848 rows. Unreachable again with 848 stored: the step fails and the rows stay."""
     wh = WarehouseResource(url=duckdb_url).get()
-    wh.replace_partition("raw_results", jolpica_results(shared_data), _part(BAKU))
+    wh.replace_partitions("raw_results", jolpica_results(shared_data), [_part(BAKU)])
     cache = tmp_path / "ff1"
     res = build_resources(warehouse_url=duckdb_url, blob_url=str(tmp_path / "b"))
     no_schedule = _fastf1(recorded_upstreams, cache, schedule_url="http://fastf1-schedule.invalid/")
@@ -241,7 +241,8 @@ class _GeneratedThenUnreachable(FastF1Resource):
 
 
 def test_stored_telemetry_is_kept_when_the_host_is_down(instance, duckdb_url, tmp_path, shared_data):
-    WarehouseResource(url=duckdb_url).get().replace_partition("raw_results", jolpica_results(shared_data), _part(BAKU))
+    WarehouseResource(url=duckdb_url).get().replace_partitions("raw_results", jolpica_results(shared_data),
+                                                              [_part(BAKU)])
     blobs = tmp_path / "b"
     res = build_resources(warehouse_url=duckdb_url, blob_url=str(blobs))
     result, _ = _run(instance, BAKU, {**res, "fastf1": _GeneratedThenUnreachable()}, assets=[raw_telemetry])

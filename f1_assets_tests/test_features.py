@@ -454,7 +454,7 @@ def test_write_twice_no_duplicates(features: pd.DataFrame, warehouse_url: str) -
     wh = warehouse_from_url(warehouse_url)
     part = {"season": 2023, "round": 1}
     for _ in range(2):
-        assert wh.replace_partition("lap_features", features, part) == BAHRAIN_LAPS
+        assert wh.replace_partitions("lap_features", features, [part]) == BAHRAIN_LAPS
         assert wh.count("lap_features", part) == BAHRAIN_LAPS
     back = wh.read_partition("lap_features", part)
     assert list(back.columns) == TABLES["lap_features"].column_names
@@ -464,7 +464,7 @@ def test_write_twice_no_duplicates(features: pd.DataFrame, warehouse_url: str) -
     assert back["outlier_reason"].fillna("").tolist() == mine["outlier_reason"].fillna("").tolist()
     tel = build_telemetry_features(_telemetry(), season=2023, rnd=1)
     for _ in range(2):
-        wh.replace_partition("telemetry_features", tel, part)
+        wh.replace_partitions("telemetry_features", tel, [part])
     assert wh.count("telemetry_features", part) == 3
 
 
@@ -473,7 +473,7 @@ def _stored_raw_tables(url: str, bahrain: dict[str, pd.DataFrame]):
     wh = warehouse_from_url(url)
     for name, key in (("raw_races", "races"), ("raw_results", "results"), ("raw_laps", "laps"),
                       ("raw_pit_stops", "pit_stops")):
-        wh.replace_partition(name, bahrain[key], {"season": 2023, "round": 1})
+        wh.replace_partitions(name, bahrain[key], [{"season": 2023, "round": 1}])
     return wh
 
 
@@ -542,7 +542,7 @@ def test_a_failing_error_rule_blocks_and_keeps_the_stored_rows(bahrain: dict[str
 
         laps = bahrain["laps"].copy()
         laps.loc[laps.index[[10, 20]], "position"] = 99  # more than the 20 starters
-        wh.replace_partition("raw_laps", laps, part)
+        wh.replace_partitions("raw_laps", laps, [part])
         result = materialize([lap_features, downstream], extra_assets=[downstream], partition_key="2023-01",
                              resources=resources, instance=instance, raise_on_error=False)
         assert not result.success and not result.get_asset_materialization_events()

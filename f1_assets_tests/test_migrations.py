@@ -262,7 +262,7 @@ def test_release_0_1_warehouse_is_upgraded_in_place_once(engine_urls, release_0_
 
     # the upgraded warehouse writes the new columns; a fresh one made from the declarations is the same
     rows = release_0_1_rows["fastf1_laps"].assign(**{c: pd.array([1000] * 848, dtype="Int64") for c in SECTORS})
-    assert wh.replace_partition("fastf1_laps", rows, {"season": 2018, "round": 4}) == 848
+    assert wh.replace_partitions("fastf1_laps", rows, [{"season": 2018, "round": 4}]) == 848
     assert wh.count("fastf1_laps") == 848
     fresh = warehouse_from_url(fresh_url)
     assert fresh.apply_schema().action == "created"

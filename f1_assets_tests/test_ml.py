@@ -69,9 +69,9 @@ def _load(url: str, races: dict[str, dict[str, pd.DataFrame]]) -> None:
     wh = warehouse_from_url(url)
     for data in races.values():
         part = {"season": 2023, "round": int(data["races"]["round"].iloc[0])}
-        wh.replace_partition("raw_races", data["races"], part)
-        wh.replace_partition("raw_results", data["results"], part)
-        wh.replace_partition("lap_features", data["features"], part)
+        wh.replace_partitions("raw_races", data["races"], [part])
+        wh.replace_partitions("raw_results", data["results"], [part])
+        wh.replace_partitions("lap_features", data["features"], [part])
 
 
 def _run(url: str, instance: dg.DagsterInstance, split: dict | None, selection=None) -> dg.ExecuteInProcessResult:
@@ -365,7 +365,7 @@ def test_a_failing_split_check_blocks_driver_profiles(warehouse_url: str, races,
     late = bahrain["lap_number"] > 50  # these rows claim a date inside the test split
     bahrain["race_date"] = bahrain["race_date"].astype("object")
     bahrain.loc[late, "race_date"] = pd.Timestamp("2023-07-09").date()
-    wh.replace_partition("lap_features", bahrain, {"season": 2023, "round": 1})
+    wh.replace_partitions("lap_features", bahrain, [{"season": 2023, "round": 1}])
 
     result = _run(warehouse_url, instance, SPLIT_A)
     assert not result.success

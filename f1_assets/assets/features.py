@@ -29,19 +29,21 @@ from f1_assets.checks.features import lap_feature_checks, telemetry_feature_chec
 from f1_assets.checks.rules import LAP_FEATURES, TELEMETRY_FEATURES, gate
 from f1_assets.io_managers import read_table, stored_rows
 from f1_assets.io_managers.warehouse import DERIVED_METADATA
-from f1_assets.partitions import parse_race_key, races_partitions
+from f1_assets.partitions import RACES_PER_RUN, batched_asset, parse_race_key, races_partitions
 from f1_assets.resources.fastf1 import FIRST_FASTF1_SEASON
 from f1_assets.resources.storage import WarehouseResource
 from f1_assets.tables import table
 from f1_assets.transforms import plots
 from f1_assets.transforms.features import build_lap_features, build_telemetry_features
+from f1_assets.transforms.jolpica import by_race
 from f1_assets.transforms.telemetry import empty_telemetry
 
 LAP_CHECK_SPECS = rules.specs("lap_features", LAP_FEATURES.values())
 TELEMETRY_CHECK_SPECS = rules.specs("telemetry_features", TELEMETRY_FEATURES.values())
 
 
-@dg.asset(
+@batched_asset(
+    RACES_PER_RUN,
     partitions_def=races_partitions,
     check_specs=LAP_CHECK_SPECS,
     kinds={"pandas", "sql"},
@@ -54,28 +56,47 @@ def lap_features(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_results: pd.DataFrame,
     raw_laps: pd.DataFrame, raw_pit_stops: pd.DataFrame, fastf1_laps: pd.DataFrame,
 ) -> Iterator[Any]:
-    key = parse_race_key(context.partition_key)
-    season = read_table(warehouse, "raw_races", str(key.season))
-    races = season[season["round"] == key.round].reset_index(drop=True)
-    if races.empty:
-        raise dg.Failure(f"race {key.key}: no raw_races row; materialize the season's race calendar first",
-                         allow_retries=False)
-    fastf1 = fastf1_laps if len(fastf1_laps) else None
-    frame = build_lap_features(races.iloc[0], raw_results, raw_laps, raw_pit_stops, fastf1)
-    checks = rules.results("lap_features", lap_feature_checks(frame, raw_results, raw_pit_stops, races,
-                                                              has_fastf1=fastf1 is not None))
-    yield from gate(checks, LAP_CHECK_SPECS, f"lap_features for race {key.key}",
-                    lambda: stored_rows(warehouse, "lap_features", context.partition_key))
-    context.log.info(f"lap_features {key.key}: {len(frame)} rows, FastF1 {'yes' if fastf1 is not None else 'no'}")
+    """One race, or a batch of races (a backfill of many partitions in one run: the inputs hold every
+    race of it, split here per race; one check result per rule, naming the failing races)."""
+    keys = [parse_race_key(k) for k in context.partition_keys]
+    calendar = read_table(warehouse, "raw_races", sorted({str(k.season) for k in keys}))
+    inputs = {name: by_race(frame) for name, frame in
+              (("results", raw_results), ("laps", raw_laps), ("pit_stops", raw_pit_stops), ("fastf1", fastf1_laps))}
+    empty = {"results": raw_results.iloc[0:0], "laps": raw_laps.iloc[0:0], "pit_stops": raw_pit_stops.iloc[0:0]}
+    frames, outcomes, with_fastf1 = [], {}, 0
+    for key in keys:
+        races = calendar[(calendar["season"] == key.season) & (calendar["round"] == key.round)].reset_index(drop=True)
+        if races.empty:
+            raise dg.Failure(f"race {key.key}: no raw_races row; materialize the season's race calendar first",
+                             allow_retries=False)
+        part = {name: inputs[name].get((key.season, key.round), empty.get(name)) for name in empty}
+        fastf1 = inputs["fastf1"].get((key.season, key.round))
+        frame = build_lap_features(races.iloc[0], part["results"], part["laps"], part["pit_stops"], fastf1)
+        outcomes[key.key] = lap_feature_checks(frame, part["results"], part["pit_stops"], races,
+                                               has_fastf1=fastf1 is not None)
+        frames.append(frame)
+        with_fastf1 += fastf1 is not None
+    what = keys[0].key if len(keys) == 1 else f"{keys[0].key}…{keys[-1].key} ({len(keys)} races)"
+    checks = rules.results("lap_features", rules.merge(outcomes))
+    yield from gate(checks, LAP_CHECK_SPECS, f"lap_features for race {what}",
+                    (lambda: stored_rows(warehouse, "lap_features", context.partition_key)) if len(keys) == 1
+                    else f"the rows of all {len(keys)} races")
+    frames = [f for f in frames if len(f)] or frames[:1]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    context.log.info(f"lap_features {what}: {len(frame)} rows, FastF1 for {with_fastf1} of {len(keys)} races")
     yield from checks
-    yield dg.Output(frame, metadata={
-        "has_fastf1": fastf1 is not None,
-        "fastf1_rows": len(fastf1) if fastf1 is not None else 0,
+    metadata: dict[str, Any] = {
+        "has_fastf1": with_fastf1 == len(keys) if len(keys) == 1 else with_fastf1,
+        "fastf1_rows": len(fastf1_laps),
         "outlier_rows": int(frame["is_outlier"].sum()) if len(frame) else 0,
-        **({"lap_time_distribution": dg.MetadataValue.md(plots.png_markdown(
-            plots.lap_time_distribution_png(frame, title=f"{key.key} lap times"), f"{key.key} lap times"))}
-           if len(frame) else {}),
-    })
+    }
+    if len(keys) == 1 and len(frame):
+        metadata["lap_time_distribution"] = dg.MetadataValue.md(plots.png_markdown(
+            plots.lap_time_distribution_png(frame, title=f"{what} lap times"), f"{what} lap times"))
+    if len(keys) > 1:
+        metadata["races_in_run"] = len(keys)
+        metadata["races_with_fastf1"] = with_fastf1
+    yield dg.Output(frame, metadata=metadata)
 
 
 def _no_fastf1_session(instance: dg.DagsterInstance, partition_key: str) -> str | None:

@@ -15,6 +15,7 @@ import random
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import dagster as dg
 import pandas as pd
@@ -22,11 +23,14 @@ import pandera.pandas as pa
 from pydantic import Field
 
 from f1_assets import schemas, settings
+from f1_assets.assets.ingest_dump import Snapshot, latest_snapshot
 from f1_assets.checks import rules
 from f1_assets.checks.rules import RAW, gate, reject
 from f1_assets.io_managers import read_table, stored_rows
 from f1_assets.partitions import (
+    RACES_PER_RUN,
     RaceKey,
+    batched_asset,
     current_season,
     parse_race_key,
     parse_season,
@@ -49,8 +53,6 @@ from f1_assets.transforms import jolpica as parse
 
 GROUP = "ingest_jolpica"
 KINDS = {"python", "pandas", "sql"}
-# How long after the scheduled start a race counts as run (results are published within hours)
-RACE_DONE_AFTER = dt.timedelta(hours=4)
 TRANSIENT_RETRIES = 3
 
 # Unexpected errors (a database blip) retry with backoff and jitter; data errors raise
@@ -63,12 +65,6 @@ ERA_START = {
     "laps": (1996, "Jolpica has lap timings from 1996 on"),
     "pitstops": (2011, "Jolpica has pit stops from 2011 on"),
 }
-
-
-def race_started_at(row: pd.Series | dict) -> dt.datetime:
-    date = pd.Timestamp(row["race_date"]).date()
-    clock = (row.get("race_time") or "12:00:00Z").rstrip("Z")
-    return dt.datetime.combine(date, dt.time.fromisoformat(clock), tzinfo=dt.UTC)
 
 
 @dataclass
@@ -161,11 +157,15 @@ def accept(
     return df, fetched
 
 
-def race_info(warehouse: WarehouseResource, client: JolpicaClient, key: RaceKey) -> RaceInfo:
-    """The race's calendar row: from raw_races, else from the season schedule (archived)."""
-    season = read_table(warehouse, "raw_races", str(key.season))
-    rows = season[season["round"] == key.round]
+def race_info(warehouse: WarehouseResource, client: JolpicaClient, key: RaceKey,
+              calendar: pd.DataFrame | None = None, dump: Snapshot | None = None) -> RaceInfo:
+    """The race's calendar row: from raw_races (`calendar`: the rows of the batch's seasons, read once),
+    else from the dump that covers it, else from the season schedule (archived)."""
+    season = read_table(warehouse, "raw_races", str(key.season)) if calendar is None else calendar
+    rows = season[(season["season"] == key.season) & (season["round"] == key.round)]
     calendar_rows = len(rows)
+    if rows.empty and dump is not None and dump.covers(key.season, key.round):
+        rows = dump.rows("raw_races", key.season, key.round)
     if rows.empty:
         fetched = _fetch(client, str(key.season), settled=key.season < current_season())
         schedule, fetched = accept(client, fetched, parse.parse_schedule, schemas.RAW_RACES, "raw_races",
@@ -209,6 +209,12 @@ SEASON_TABLES = ("results", "qualifying", "sprint")
 
 
 class CalendarConfig(dg.Config):
+    calendar_source: Literal["auto", "dump"] = Field(
+        default="auto",
+        description="auto: a season's schedule from the latest Jolpica dump when it covers every race of the "
+        "season, else from the API. dump: from the dump for every season it holds (offline; the schedule of a "
+        "season still running at the dump's date is as it was then).",
+    )
     prefetch_season_tables: bool = Field(
         default=True,
         description="For a settled season, also fetch results, qualifying and sprint for the whole season "
@@ -256,7 +262,37 @@ def race_row_hashes(schedule: pd.DataFrame) -> dict[str, str]:
             for _, r in schedule.iterrows()}
 
 
-@dg.asset(
+@dataclass
+class StagedSeason:
+    season: int
+    df: pd.DataFrame
+    fetched: FetchResult | None  # None: from the dump
+    prefetched: list[FetchResult]
+    rejected: dict[str, str]
+    version: str
+    source: str
+
+
+def _stage_season(season: int, config: CalendarConfig, client: JolpicaClient, jolpica: JolpicaResource,
+                  dump: Snapshot | None, log: Callable[[str], None]) -> StagedSeason:
+    """A season's schedule: from the dump when it covers every race of the season, else from the API
+    (and, for a settled season, its results/qualifying/sprint pages prefetched into the archive)."""
+    from_dump = config.calendar_source == "dump" and dump is not None and dump.has_season(season)
+    if dump is not None and (dump.covers_season(season) or from_dump):
+        df = dump.rows("raw_races", season).reset_index(drop=True)
+        return StagedSeason(season, df, None, [], {}, f"dump:{dump.sha256}", dump.label)
+    fetched = _fetch(client, str(season), settled=season < current_season())
+    df, fetched = accept(client, fetched, parse.parse_schedule, schemas.RAW_RACES, "raw_races", log)
+    prefetched: list[FetchResult] = []
+    rejected: dict[str, str] = {}
+    if len(df) == fetched.total and len(df) and config.prefetch_season_tables and \
+            season_settled(df, jolpica.effective_settle_days()):
+        prefetched, rejected = prefetch_season_tables(client, season, df, log)
+    return StagedSeason(season, df, fetched, prefetched, rejected, fetched.payload_hash, fetched.source(0))
+
+
+@batched_asset(
+    100,
     partitions_def=seasons_partitions,
     group_name=GROUP,
     kinds=KINDS,
@@ -265,50 +301,60 @@ def race_row_hashes(schedule: pd.DataFrame) -> dict[str, str]:
     io_manager_key="warehouse_io_manager",
     metadata={"dagster/column_schema": table("raw_races").table_schema()},
     description="Season schedule (raw races). Registers the `races` partitions of races that have run, "
-    "in chronological order. Data provided by Jolpica/Ergast.",
+    "in chronological order. From the Jolpica dump for seasons it covers, else the API. "
+    "Data provided by Jolpica/Ergast.",
     check_specs=[RAW["row_count_matches_upstream"].spec("raw_races")],
 )
 def raw_races(
     context: dg.AssetExecutionContext, config: CalendarConfig, jolpica: JolpicaResource,
     warehouse: WarehouseResource,
 ):
-    season = parse_season(context.partition_key)
-    client = jolpica.client(log=context.log.info)
-    fetched = _fetch(client, str(season), settled=season < current_season())
-    df, fetched = accept(client, fetched, parse.parse_schedule, schemas.RAW_RACES, "raw_races", context.log.warning)
-    checks = [RAW["row_count_matches_upstream"].outcome(
-        len(df) == fetched.total and len(df) > 0,
-        {"rows": len(df), "upstream_total": fetched.total, "url": fetched.source(0)},
-    ).result("raw_races")]
+    seasons = [parse_season(k) for k in context.partition_keys]
+    client = jolpica.client(log=context.log.info,
+                            max_wait_seconds=BATCH_MAX_WAIT_SECONDS if len(seasons) > 1 else None)
+    dump = latest_snapshot(context.instance, jolpica.archive)
+    staged = [_stage_season(season, config, client, jolpica, dump, context.log.warning) for season in seasons]
+    per_season = {}
+    for st in staged:
+        total = st.fetched.total if st.fetched is not None else len(st.df)
+        per_season[str(st.season)] = [RAW["row_count_matches_upstream"].outcome(
+            len(st.df) == total and len(st.df) > 0, {"rows": len(st.df), "upstream_total": total, "url": st.source})]
+    checks = rules.results("raw_races", rules.merge(per_season))
     if not checks[0].passed:
-        stored = stored_rows(warehouse, "raw_races", context.partition_key)
-        yield from reject(checks, f"raw_races {season}: the schedule has {len(df)} races ({fetched.source(0)}); "
-                          f"nothing was written, the {stored} stored rows are kept")
-    prefetched: list[FetchResult] = []
-    rejected: dict[str, str] = {}
-    if config.prefetch_season_tables and season_settled(df, jolpica.effective_settle_days()):
-        prefetched, rejected = prefetch_season_tables(client, season, df, context.log.warning)
+        bad = [st for st in staged if not per_season[str(st.season)][0].passed]
+        stored = stored_rows(warehouse, "raw_races", str(bad[0].season))
+        yield from reject(checks, f"raw_races {bad[0].season}: the schedule has {len(bad[0].df)} races "
+                          f"({bad[0].source}); nothing was written, the {stored} stored rows are kept")
 
-    now = dt.datetime.now(dt.UTC)
-    run = df[[race_started_at(r) + RACE_DONE_AFTER <= now for _, r in df.iterrows()]]
-    keys = [race_key(int(r.season), int(r.round)) for r in run.itertuples()]
+    df = pd.concat([st.df for st in staged], ignore_index=True)
+    keys = parse.races_run(df, dt.datetime.now(dt.UTC))
     existing = set(context.instance.get_dynamic_partitions(races_partitions.name))
     new_keys = [k for k in keys if k not in existing]
+    fetched = [f for st in staged for f in ([st.fetched] if st.fetched else [])]
+    prefetched = [f for st in staged for f in st.prefetched]
+    rejected = {path: why for st in staged for path, why in st.rejected.items()}
+    versions = [st.version for st in staged]
+    version = versions[0] if len(set(versions)) == 1 else hashlib.sha256(",".join(versions).encode()).hexdigest()
     yield from checks
-    yield versioned_output(df, fetched.payload_hash, {
-        **_fetch_metadata([fetched, *prefetched], season < current_season()),
-        "upstream_total": fetched.total,
+    yield versioned_output(df, version, {
+        **_fetch_metadata([*fetched, *prefetched], max(seasons) < current_season()),
+        "upstream_total": sum(f.total for f in fetched) if fetched else len(df),
+        "source": ", ".join(sorted({st.source for st in staged})) if len(staged) < 5 else
+        f"{sum(st.fetched is None for st in staged)} seasons from the dump, {len(fetched)} from the API",
         "season_tables_prefetched": dg.MetadataValue.json({f.path: f.total for f in prefetched}),
         **({"season_tables_rejected": dg.MetadataValue.json(rejected)} if rejected else {}),
         "races_run": len(keys),
         "partitions_added": dg.MetadataValue.json(new_keys),
         "race_rows": dg.MetadataValue.json(race_row_hashes(df)),
+        **({"seasons_in_run": len(seasons)} if len(seasons) > 1 else {}),
     })
-    # after the IO manager wrote the season's rows: archive the pages, then register the races
-    _archive(context, client, fetched)
+    # after the IO manager wrote the seasons' rows: archive the pages, then register the races
+    for f in fetched:
+        _archive(context, client, f)
     if new_keys:
         context.instance.add_dynamic_partitions(races_partitions.name, new_keys)
-    context.log.info(f"season {season}: {len(df)} races scheduled, {len(keys)} run, {len(new_keys)} new partitions")
+    context.log.info(f"seasons {seasons[0]}..{seasons[-1]}: {len(df)} races scheduled, {len(keys)} run, "
+                     f"{len(new_keys)} new partitions")
 
 
 # ------------------------------------------------------------------------- per race
@@ -357,32 +403,80 @@ def _not_upstream_reason(spec: RaceTable, info: RaceInfo) -> str | None:
 
 @dataclass
 class StagedTable:
-    """One race table fetched and validated, not yet written nor archived."""
+    """One race table fetched (or read from the dump) and validated, not yet written nor archived."""
 
     spec: RaceTable
     df: pd.DataFrame
     metadata: dict
-    fetched: FetchResult | None  # None: not upstream for this race's era/schedule (explained empty)
+    fetched: FetchResult | None  # pages from the API or the raw archive (None: from the dump, or not upstream)
     client: JolpicaClient
     info: RaceInfo
+    origin: str = "api"  # "api" | "dump" | "not_upstream"
+    version: str = "empty"
+
+    @property
+    def key(self) -> str:
+        return self.info.key.key
+
+    @property
+    def coverage(self) -> str:
+        """complete | partial | none: what this race's rows hold (raw_laps may say partial)."""
+        return self.metadata.get("coverage") or ("complete" if len(self.df) else "none")
 
 
-def stage_race_table(
-    context: dg.AssetExecutionContext, spec: RaceTable, jolpica: JolpicaResource, warehouse: WarehouseResource
-) -> StagedTable:
+# A step of many races (a backfill's batch) waits for the request budget instead of failing the batch
+# into a retry that would fetch its races again.
+BATCH_MAX_WAIT_SECONDS = 3600.0
+# Backfills run a season's races per run (partitions.RACES_PER_RUN: one process and step per asset
+# instead of one per race); a single race (the sensor, `f1-assets race`) is a batch of one.
+
+
+class RaceBatch:
+    """The races of one step: their keys, one client, their seasons' calendar rows read once, the dump."""
+
+    def __init__(self, context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
+        self.keys = [parse_race_key(k) for k in context.partition_keys]
+        wait = BATCH_MAX_WAIT_SECONDS if len(self.keys) > 1 else None
+        self.client = jolpica.client(log=context.log.info, max_wait_seconds=wait)
+        self.calendar = read_table(warehouse, "raw_races", sorted({str(k.season) for k in self.keys}))
+        self.dump = latest_snapshot(context.instance, jolpica.archive)
+        self.warehouse = warehouse
+        self.settle_days = jolpica.effective_settle_days()
+        self.log = context.log
+
+    def info(self, key: RaceKey) -> RaceInfo:
+        return race_info(self.warehouse, self.client, key, self.calendar, self.dump)
+
+    def stage(self, spec: RaceTable) -> list[StagedTable]:
+        return [stage_race_table(self, key, spec) for key in self.keys]
+
+    def describe(self) -> str:
+        keys = [k.key for k in self.keys]
+        return keys[0] if len(keys) == 1 else f"{keys[0]}…{keys[-1]} ({len(keys)} races)"
+
+
+def stage_race_table(batch: RaceBatch, key: RaceKey, spec: RaceTable) -> StagedTable:
     """Fetch and validate one race table: every page agrees on MRData.total, the rows equal it and the
-    schema holds. Nothing is written or archived here (`land` does that once the checks pass)."""
-    key = parse_race_key(context.partition_key)
-    client = jolpica.client(log=context.log.info)
-    info = race_info(warehouse, client, key)
+    schema holds; or take the race's rows from the dump that covers it. Nothing is written or archived
+    here (`land` does that once the checks pass)."""
+    client, log = batch.client, batch.log
+    info = batch.info(key)
     partition = {"season": key.season, "round": key.round}
     reason = _not_upstream_reason(spec, info)
     if reason is not None:
-        context.log.info(f"{spec.table} {key.key}: empty — {reason}")
-        metadata = {"empty_reason": reason, "upstream_requests": client.stats.requests}
-        return StagedTable(spec, spec.parser([]), metadata, None, client, info)
+        log.info(f"{spec.table} {key.key}: empty — {reason}")
+        metadata = {"empty_reason": reason, "upstream_requests": client.stats.requests, "coverage": "none"}
+        return StagedTable(spec, spec.parser([]), metadata, None, client, info, "not_upstream", "empty")
+    if batch.dump is not None and batch.dump.covers(key.season, key.round):
+        df = batch.dump.rows(spec.table, key.season, key.round)
+        metadata = {"source": batch.dump.label, "upstream_requests": 0, "dump_sha256": batch.dump.sha256}
+        if df.empty:
+            metadata["empty_reason"] = (f"the Jolpica database holds no {spec.endpoint} for {key.key} "
+                                        f"({batch.dump.label})")
+            metadata["coverage"] = "none"
+        return StagedTable(spec, df, metadata, None, client, info, "dump", f"dump:{batch.dump.sha256}")
 
-    settled = dt.date.today() - info.race_date > dt.timedelta(days=jolpica.effective_settle_days())
+    settled = dt.date.today() - info.race_date > dt.timedelta(days=batch.settle_days)
     df = fetched = None
     if settled and spec.endpoint in SEASON_TABLES:
         season_pages = client.fetch_archived(f"{key.season}/{spec.endpoint}")
@@ -391,8 +485,8 @@ def stage_race_table(
                 season_df = _validated_frame(season_pages, spec.parser, spec.schema, spec.table)
             except dg.Failure as failure:
                 moved = client.quarantine(season_pages, failure.description or "failed validation")
-                context.log.warning(f"season pages {season_pages.path} failed validation ({failure.description}); "
-                                    f"quarantined {moved}; fetching {key.key}'s own pages")
+                log.warning(f"season pages {season_pages.path} failed validation ({failure.description}); "
+                            f"quarantined {moved}; fetching {key.key}'s own pages")
             else:
                 # the season's pages, archived by the calendar: keep this race's rows, count them as its total
                 df = season_df[season_df["round"] == key.round].reset_index(drop=True)
@@ -402,8 +496,7 @@ def stage_race_table(
                                       bodies=season_pages.bodies, sources=season_pages.sources)
     if fetched is None or df is None:
         fetched = _fetch(client, f"{key.season}/{key.round}/{spec.endpoint}", settled)
-        df, fetched = accept(client, fetched, spec.parser, spec.schema, spec.table, context.log.warning,
-                             expect=partition)
+        df, fetched = accept(client, fetched, spec.parser, spec.schema, spec.table, log.warning, expect=partition)
     metadata = {
         **_fetch_metadata([fetched], settled),
         "upstream_requests": client.stats.requests,  # includes a schedule fetch if raw_races lacked the race
@@ -414,7 +507,7 @@ def stage_race_table(
         metadata["source"] = f"season pages {fetched.path} from the raw archive"
     if fetched.total == 0:
         metadata["empty_reason"] = f"upstream has no {spec.endpoint} for {key.key} (yet)"
-    return StagedTable(spec, df, metadata, fetched, client, info)
+    return StagedTable(spec, df, metadata, fetched, client, info, "api", fetched.payload_hash)
 
 
 def _archive(context: dg.AssetExecutionContext, client: JolpicaClient, fetched: FetchResult) -> None:
@@ -428,38 +521,86 @@ def _archive(context: dg.AssetExecutionContext, client: JolpicaClient, fetched: 
                                             f"{type(exc).__name__}: {exc}"))
 
 
+def batch_metadata(staged: Sequence[StagedTable], requests: int) -> dict:
+    """A race's own metadata; for a batch, the totals and each race's coverage and source."""
+    if len(staged) == 1:
+        return {**staged[0].metadata, "coverage": staged[0].coverage}
+    reasons = {s.key: s.metadata["empty_reason"] for s in staged if s.metadata.get("empty_reason")}
+    origins: dict[str, int] = {}
+    for s in staged:
+        origins[s.origin] = origins.get(s.origin, 0) + 1
+    dumps_used = sorted({s.metadata["source"] for s in staged if s.origin == "dump"})
+    return {
+        "partitions_in_run": len(staged),
+        "upstream_requests": requests,
+        "archive_hits": sum(s.fetched.archive_hits for s in staged if s.fetched is not None),
+        "sources": dg.MetadataValue.json(origins),
+        **({"source": ", ".join(dumps_used)} if dumps_used else {}),
+        "coverage": dg.MetadataValue.json({s.key: s.coverage for s in staged}),
+        **({"empty_reasons": dg.MetadataValue.json(dict(list(reasons.items())[:100]))} if reasons else {}),
+    }
+
+
+def _batch_version(staged: Sequence[StagedTable]) -> str:
+    versions = [s.version for s in staged]
+    if len(set(versions)) == 1:
+        return versions[0]
+    return "batch:" + hashlib.sha256("\n".join(f"{s.key}={s.version}" for s in staged).encode()).hexdigest()
+
+
 def land(
-    context: dg.AssetExecutionContext, staged: StagedTable, outcomes: list[rules.CheckOutcome],
-    warehouse: WarehouseResource,
+    context: dg.AssetExecutionContext, batch: RaceBatch, staged: Sequence[StagedTable],
+    evaluate: Callable[[StagedTable], list[rules.CheckOutcome]],
 ) -> Iterator[dg.AssetCheckResult | dg.Output]:
-    """Hand a staged table to the IO manager once its blocking checks pass; else report them and fail.
+    """Hand a batch of staged race tables to the IO manager once their blocking checks pass; else report
+    them and fail.
 
-    The checks run on the frame *before* the write: a blocking failure records the check results, fails
-    the step (no retry) and writes nothing — the stored rows stay and downstream steps are skipped.
-    Then the IO manager's write (refusing a smaller version) and only then the archive of the pages."""
-    asset = staged.spec.asset
-    checks = rules.results(asset, outcomes)
-    yield from gate(checks, CHECK_SPECS[asset], f"{asset} {context.partition_key} ({len(staged.df)} rows)",
-                    lambda: stored_rows(warehouse, staged.spec.table, context.partition_key))
+    The checks run on each race's frame *before* the write (one result per rule for the batch, naming
+    the failing races): a blocking failure records the check results, fails the step (no retry) and
+    writes nothing — the stored rows stay and downstream steps are skipped. Then the IO manager's write
+    of every race in one transaction (refusing a smaller version) and only then the archive of the pages."""
+    spec = staged[0].spec
+    asset = spec.asset
+    checks = rules.results(asset, rules.merge({s.key: evaluate(s) for s in staged}))
+    rows = sum(len(s.df) for s in staged)
+    stored: Callable[[], int | str] = (
+        (lambda: stored_rows(batch.warehouse, spec.table, staged[0].key)) if len(staged) == 1
+        else (lambda: f"the rows of all {len(staged)} races"))
+    yield from gate(checks, CHECK_SPECS[asset], f"{asset} {batch.describe()} ({rows} rows)", stored)
+    from_dump = [s.df for s in staged if s.origin == "dump" and len(s.df)]
+    if from_dump:  # the dump's rows meet the same schema as the API's pages (one validation per batch)
+        try:
+            label = batch.dump.label if batch.dump is not None else "the dump"
+            schemas.validate(spec.schema, pd.concat(from_dump, ignore_index=True), spec.table, label)
+        except schemas.SchemaViolation as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
     yield from checks
-    version = staged.fetched.payload_hash if staged.fetched else "empty"
-    yield versioned_output(staged.df, version, staged.metadata)
-    if staged.fetched is not None:  # resumed after the IO manager wrote the rows
-        _archive(context, staged.client, staged.fetched)
+    frames = [s.df for s in staged if len(s.df)]
+    frame = pd.concat(frames, ignore_index=True) if frames else staged[0].df
+    yield versioned_output(frame, _batch_version(staged), batch_metadata(staged, batch.client.stats.requests))
+    for s in staged:  # resumed after the IO manager wrote the rows
+        if s.fetched is not None:
+            _archive(context, s.client, s.fetched)
 
 
-def _has_rows(df: pd.DataFrame, fetched: FetchResult | None) -> rules.CheckOutcome:
-    """A race that has run has rows for every table its era and schedule say exist."""
-    if fetched is None:
+def _has_rows(staged: StagedTable) -> rules.CheckOutcome:
+    """A race that has run has rows for every table its era and schedule say exist (from the API); a race
+    the dump covers has what the database holds (none is recorded as coverage, not a failure)."""
+    df, fetched = staged.df, staged.fetched
+    if staged.origin == "not_upstream":
         return RAW["has_rows"].outcome(True, {"rows": 0, "note": "not upstream for this race (see empty_reason)"})
+    if staged.origin == "dump":
+        return RAW["has_rows"].outcome(True, {"rows": len(df), "coverage": staged.coverage,
+                                              "source": staged.metadata["source"]})
     reason = {} if len(df) else {"reason": f"the upstream answered 0 rows ({fetched.source(0)}) for a race that has "
                                            "run; re-polled until it has them"}
     return RAW["has_rows"].outcome(len(df) > 0, {"rows": len(df), "upstream_total": fetched.total,
                                                  "url": fetched.source(0), **reason})
 
 
-def _row_count(rows: int, fetched: FetchResult | None) -> rules.CheckOutcome:
-    expected = fetched.total if fetched else 0
+def _row_count(staged: StagedTable) -> rules.CheckOutcome:
+    rows = len(staged.df)
+    expected = staged.fetched.total if staged.fetched else rows if staged.origin == "dump" else 0
     return RAW["row_count_matches_upstream"].outcome(rows == expected, {"rows": rows, "upstream_total": expected})
 
 
@@ -500,12 +641,13 @@ def _spec_checks(asset: str, *names: str) -> list[dg.AssetCheckSpec]:
 
 
 def _race_asset(asset: str, *check_names: str, **kwargs):
-    """The decorator of a race table asset: its table's column schema, checks, pool and IO manager."""
-    return dg.asset(name=asset, partitions_def=races_partitions, group_name=GROUP, kinds=KINDS, pool="jolpica",
-                    retry_policy=RETRY_POLICY, io_manager_key="warehouse_io_manager",
-                    description=RACE_TABLES[asset].description,
-                    metadata={"dagster/column_schema": table(RACE_TABLES[asset].table).table_schema()},
-                    check_specs=_spec_checks(asset, *check_names), **kwargs)
+    """The decorator of a race table asset: its table's column schema, checks, pool, IO manager and
+    backfill policy (a season's races per run)."""
+    return batched_asset(RACES_PER_RUN, name=asset, partitions_def=races_partitions, group_name=GROUP, kinds=KINDS,
+                         pool="jolpica", retry_policy=RETRY_POLICY, io_manager_key="warehouse_io_manager",
+                         description=RACE_TABLES[asset].description,
+                         metadata={"dagster/column_schema": table(RACE_TABLES[asset].table).table_schema()},
+                         check_specs=_spec_checks(asset, *check_names), **kwargs)
 
 
 # Race tables read their race's calendar row (race date, sprint or not) from `raw_races`, which is
@@ -513,31 +655,36 @@ def _race_asset(asset: str, *check_names: str, **kwargs):
 # (custom mappings are not supported), and an all-partitions edge would make every race depend on
 # every season. So there is no graph edge: `race_info` reads the row through the IO manager, and a
 # calendar correction reaches its races through `calendar_corrections_sensor` (the per-race row hashes
-# in raw_races' metadata).
+# in raw_races' metadata). Likewise `jolpica_dump`: a race reads the newest archived dump that covers it
+# (`ingest_dump.latest_snapshot`), with no edge that would make every race depend on one object.
+
+
+def _results_of(results: pd.DataFrame) -> Callable[[StagedTable], pd.DataFrame]:
+    """A batch's raw_results input (every race of it) split per race, for the rules of one race."""
+    races = parse.by_race(results)
+    empty = results.iloc[0:0]
+    return lambda staged: races.get((staged.info.key.season, staged.info.key.round), empty)
 
 
 @_race_asset("raw_results", "positions_in_range", "joins_race")
 def raw_results(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource):
-    spec = RACE_TABLES["raw_results"]
-    staged = stage_race_table(context, spec, jolpica, warehouse)
-    df, fetched = staged.df, staged.fetched
-    in_calendar = staged.info.calendar_rows
-    yield from land(context, staged, [
-        _row_count(len(df), fetched),
-        _has_rows(df, fetched),
-        _positions(df, len(df)),
-        RAW["joins_race"].outcome(df.empty or in_calendar == 1, {"raw_races_rows": in_calendar,
-                                                                 "result_rows": len(df)}),
-    ], warehouse)
+    batch = RaceBatch(context, jolpica, warehouse)
+
+    def evaluate(staged: StagedTable) -> list[rules.CheckOutcome]:
+        df, in_calendar = staged.df, staged.info.calendar_rows
+        return [_row_count(staged), _has_rows(staged), _positions(df, len(df)),
+                RAW["joins_race"].outcome(df.empty or in_calendar == 1, {"raw_races_rows": in_calendar,
+                                                                         "result_rows": len(df)})]
+
+    yield from land(context, batch, batch.stage(RACE_TABLES["raw_results"]), evaluate)
 
 
 def _classification(context: dg.AssetExecutionContext, asset: str, jolpica: JolpicaResource,
                     warehouse: WarehouseResource) -> Iterator[dg.AssetCheckResult | dg.Output]:
     """A classification that stands on its own rows (qualifying, sprint): positions 1..its row count."""
-    staged = stage_race_table(context, RACE_TABLES[asset], jolpica, warehouse)
-    df = staged.df
-    yield from land(context, staged, [_row_count(len(df), staged.fetched), _has_rows(df, staged.fetched),
-                                      _positions(df, len(df))], warehouse)
+    batch = RaceBatch(context, jolpica, warehouse)
+    yield from land(context, batch, batch.stage(RACE_TABLES[asset]),
+                    lambda st: [_row_count(st), _has_rows(st), _positions(st.df, len(st.df))])
 
 
 @_race_asset("raw_qualifying", "positions_in_range", deps=["raw_results"])
@@ -550,11 +697,11 @@ def raw_sprint_results(context: dg.AssetExecutionContext, jolpica: JolpicaResour
     yield from _classification(context, "raw_sprint_results", jolpica, warehouse)
 
 
-def _laps_complete(df: pd.DataFrame, fetched: FetchResult | None, results: pd.DataFrame
-                   ) -> tuple[str, rules.CheckOutcome]:
+def _laps_complete(staged: StagedTable, results: pd.DataFrame) -> tuple[str, rules.CheckOutcome]:
+    df = staged.df
     coverage = parse.lap_coverage(df, results)
     incomplete = coverage[~coverage["complete"]]
-    if fetched is None:
+    if staged.origin == "not_upstream":
         completeness = "not_upstream"
     elif df.empty:
         completeness = "missing"
@@ -570,35 +717,37 @@ def _laps_complete(df: pd.DataFrame, fetched: FetchResult | None, results: pd.Da
 @_race_asset("raw_laps", "positions_in_range", "drivers_in_results", "lap_times_positive", "laps_complete")
 def raw_laps(context: dg.AssetExecutionContext, jolpica: JolpicaResource, warehouse: WarehouseResource,
              raw_results: pd.DataFrame):
-    staged = stage_race_table(context, RACE_TABLES["raw_laps"], jolpica, warehouse)
-    df, fetched = staged.df, staged.fetched
-    completeness, complete = _laps_complete(df, fetched, raw_results)
-    staged.metadata["completeness"] = completeness
-    staged.metadata["laps"] = int(df["lap_number"].max()) if len(df) else 0
-    bad_times = df[df["lap_time_ms"].notna() & (df["lap_time_ms"] <= 0)]
-    yield from land(context, staged, [
-        _row_count(len(df), fetched),
-        _has_rows(df, fetched),
-        _positions(df, parse.starters(raw_results)),
-        drivers_in_results(df["driver_id"], raw_results),
-        RAW["lap_times_positive"].outcome(bad_times.empty, {
-            "failing": len(bad_times),
-            "failing_keys": (bad_times["driver_id"] + ":" + bad_times["lap_number"].astype(str)).head(20).tolist()}),
-        complete,
-    ], warehouse)
+    batch = RaceBatch(context, jolpica, warehouse)
+    results_of = _results_of(raw_results)
+
+    def evaluate(staged: StagedTable) -> list[rules.CheckOutcome]:
+        df, results = staged.df, results_of(staged)
+        completeness, complete = _laps_complete(staged, results)
+        staged.metadata["completeness"] = completeness
+        staged.metadata["coverage"] = {"complete": "complete", "partial": "partial"}.get(completeness, "none")
+        staged.metadata["laps"] = int(df["lap_number"].max()) if len(df) else 0
+        bad_times = df[df["lap_time_ms"].notna() & (df["lap_time_ms"] <= 0)]
+        bad_keys = (bad_times["driver_id"] + ":" + bad_times["lap_number"].astype(str)).head(20).tolist()
+        return [
+            _row_count(staged),
+            _has_rows(staged),
+            _positions(df, parse.starters(results)),
+            drivers_in_results(df["driver_id"], results),
+            RAW["lap_times_positive"].outcome(bad_times.empty, {"failing": len(bad_times), "failing_keys": bad_keys}),
+            complete,
+        ]
+
+    yield from land(context, batch, batch.stage(RACE_TABLES["raw_laps"]), evaluate)
 
 
 @_race_asset("raw_pit_stops", "drivers_in_results")
 def raw_pit_stops(context: dg.AssetExecutionContext, jolpica: JolpicaResource,
                   warehouse: WarehouseResource, raw_results: pd.DataFrame):
-    staged = stage_race_table(context, RACE_TABLES["raw_pit_stops"], jolpica, warehouse)
-    df, fetched = staged.df, staged.fetched
-    yield from land(context, staged, [
-        _row_count(len(df), fetched),
-        # no pit stops at all upstream is a data gap (lap_features' stints and tyre ages would be wrong)
-        _has_rows(df, fetched),
-        drivers_in_results(df["driver_id"], raw_results),
-    ], warehouse)
+    batch = RaceBatch(context, jolpica, warehouse)
+    results_of = _results_of(raw_results)
+    # no pit stops at all upstream is a data gap (lap_features' stints and tyre ages would be wrong)
+    yield from land(context, batch, batch.stage(RACE_TABLES["raw_pit_stops"]),
+                    lambda st: [_row_count(st), _has_rows(st), drivers_in_results(st.df["driver_id"], results_of(st))])
 
 
 RACE_ASSETS = [raw_results, raw_qualifying, raw_sprint_results, raw_laps, raw_pit_stops]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.resources
 import tomllib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,36 @@ class CheckOutcome:
             asset_key=asset, check_name=self.name, passed=self.passed, severity=SEVERITY[self.severity],
             description=self.description, metadata={**{k: _value(v) for k, v in self.metadata.items()}, **extra},
         )
+
+
+def merge(per_partition: Mapping[str, Sequence[CheckOutcome]]) -> list[CheckOutcome]:
+    """One outcome per rule for a run of many partitions (Dagster's checks are per asset, not per
+    partition): passed when every partition passed; its metadata names the failing partitions, sums
+    the counts and prefixes each failing key with its partition. One partition: its outcomes as they are."""
+    if len(per_partition) == 1:
+        return list(next(iter(per_partition.values())))
+    by_rule: dict[str, list[tuple[str, CheckOutcome]]] = {}
+    for key, outcomes in per_partition.items():
+        for o in outcomes:
+            by_rule.setdefault(o.name, []).append((key, o))
+    merged = []
+    for name, pairs in by_rule.items():
+        failed = [(k, o) for k, o in pairs if not o.passed]
+        first = (failed or pairs)[0][1]
+        metadata: dict[str, Any] = {"partitions": len(pairs), "failing_partitions": len(failed)}
+        for field_name in ("rows", "failing", "failing_count", "failing_rows", "timings"):
+            values = [o.metadata[field_name] for _, o in pairs if isinstance(o.metadata.get(field_name), int)]
+            if values:
+                metadata[field_name] = int(sum(values))
+        keys = [f"{k} {fk}" for k, o in failed for fk in (o.metadata.get("failing_keys") or [None]) if fk is not None]
+        metadata["failing_keys"] = (keys or [k for k, _ in failed])[:MAX_KEYS]
+        if failed:
+            metadata["first_failure"] = {"partition": failed[0][0], **failed[0][1].metadata}
+            if failed[0][1].metadata.get("reason"):
+                metadata["reason"] = f"{failed[0][0]}: {failed[0][1].metadata['reason']}"
+        severity = "ERROR" if any(o.severity == "ERROR" for _, o in failed) else first.severity
+        merged.append(CheckOutcome(name, not failed, severity, first.description, metadata))
+    return merged
 
 
 def _value(value: Any) -> Any:

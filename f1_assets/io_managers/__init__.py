@@ -1,7 +1,7 @@
 """IO managers: the only owners of storage for asset outputs and inputs.
 
 - `WarehouseIOManager` (`warehouse.py`): a table per asset, one partition per race (or season), written
-  atomically by `Warehouse.replace_partition` (lock + DELETE + binary COPY in one transaction) and read
+  atomically by `Warehouse.replace_partitions` (lock + DELETE + binary COPY in one transaction) and read
   back for downstream assets. The table is the asset's declaration in `f1_assets.tables`.
 - `ParquetIOManager` (`parquet.py`): one Parquet object per race partition in the blob store, at a
   Hive-style key `<prefix>/season=YYYY/round=RR/<name>.parquet`; the only code that knows blob keys.

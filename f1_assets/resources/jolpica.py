@@ -352,6 +352,18 @@ class JolpicaClient:
             raise JolpicaResponseError(str(exc), url) from None
         return payload
 
+    def download(self, url: str, timeout_seconds: float = 900.0, max_bytes: int = 2 * 1024**3) -> bytes:
+        """The body of one URL on the Jolpica host (a database dump, its overview), through the same rate
+        budget, retries and errors as `fetch`, within `timeout_seconds` for the whole body."""
+        deadline, self.timeout_seconds = self.timeout_seconds, timeout_seconds
+        try:
+            body = self._get(url)
+        finally:
+            self.timeout_seconds = deadline
+        if len(body) > max_bytes:
+            raise JolpicaResponseError(f"{url}: {len(body)} bytes, more than the {max_bytes} a dump may have", url)
+        return body
+
     def _request(self, url: str) -> tuple[int, str, bytes]:
         """One GET with a total deadline: connect, headers and the whole body within timeout_seconds.
 
@@ -484,15 +496,17 @@ class JolpicaResource(dg.ConfigurableResource):
             return PostgresLedger(warehouse_url)
         return FileLedger(settings.f1_home() / "jolpica-rate-ledger.json")
 
-    def client(self, log: Callable[[str], None] | None = None) -> JolpicaClient:
+    def client(self, log: Callable[[str], None] | None = None, max_wait_seconds: float | None = None) -> JolpicaClient:
         """A client on the configured base URL and the shared budget. A setting that can never work
         (malformed URL, a budget that is not a positive number, …) raises `settings.ConfigError`, a
-        non-retryable `dg.Failure` naming the variable."""
+        non-retryable `dg.Failure` naming the variable. `max_wait_seconds`: how long a request may wait
+        for the budget before `RateBudgetExhausted` (a step of many races waits its turn instead of
+        retrying the whole batch later)."""
         limiter = RateLimiter(
             self.ledger(),
             per_second=self.burst_per_second,
             per_hour=self.effective_hourly_budget(),
-            max_wait_seconds=self.max_wait_seconds,
+            max_wait_seconds=self.max_wait_seconds if max_wait_seconds is None else max_wait_seconds,
         )
         return JolpicaClient(
             self.effective_base_url(),

@@ -1,8 +1,8 @@
 """The warehouse: logical tables in DuckDB (embedded default) or PostgreSQL (production).
 
-One writer for every table: `replace_partition` swaps exactly one partition's rows in one
-transaction (a crash leaves the previous version; a re-run leaves identical rows). The schema comes
-from the table declarations and the versioned migrations (`f1_assets.migrations`), brought to head
+One writer for every table: `replace_partitions` swaps the rows of a batch of partitions (one
+race, a season, every race of a history load) in one transaction (a crash leaves the previous
+version; a re-run leaves identical rows). The schema comes from the table declarations and the versioned migrations (`f1_assets.migrations`), brought to head
 once per process per warehouse (`ensure_schema`) before the first use. Identifiers are quoted by the
 driver (`psycopg.sql.Identifier`, DuckDB's quoting), values are always bound. Called by the warehouse
 resource and by tests and benchmarks.
@@ -146,14 +146,15 @@ class Warehouse(ABC):
         return [name for name, _ in self._column_types(table)]
 
     @abstractmethod
-    def replace_partition(
-        self, table: str, df: pd.DataFrame, partition: Mapping[str, Any], *, allow_shrink: bool = True
+    def replace_partitions(
+        self, table: str, df: pd.DataFrame, partitions: Sequence[Mapping[str, Any]], *, allow_shrink: bool = True
     ) -> int:
-        """Replace the rows of `table` whose columns equal `partition` with `df`, atomically.
-
-        An empty `partition` replaces the whole table (unpartitioned assets). With
-        `allow_shrink=False`, a frame with fewer rows than the partition holds raises `ShrinkRefused`
-        inside the same transaction (counted under the partition's lock), leaving the stored rows."""
+        """Replace the rows of `table` in `partitions` (e.g. `[{"season": 2023, "round": 1}]`, every race of
+        a batch; `[{}]`: the whole table, for unpartitioned assets) with `df`, in one transaction: all of
+        them or none — a crash leaves the previous rows. Every row of `df` belongs to one of the
+        partitions; a partition without rows in `df` is emptied. `allow_shrink=False` refuses the whole
+        batch when any partition would get fewer rows than it holds (`ShrinkRefused` names the first;
+        counted inside the transaction, under the lock)."""
 
     @abstractmethod
     def query(self, sql_text: str, params: Sequence[Any] = ()) -> pd.DataFrame:
@@ -170,13 +171,14 @@ class Warehouse(ABC):
         writer). Returns each statement's SQL text."""
 
     def read_partition(self, table: str, partition: Mapping[str, Any]) -> pd.DataFrame:
+        return self.read_partitions(table, [partition])
+
+    def read_partitions(self, table: str, partitions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        """The rows of many partitions (same columns) in one query, in table-column order."""
         cols = self.columns(table)
-        where = " AND ".join(f"{self.quote(_check_ident(k))} = %s" for k in partition)
         order = ", ".join(self.quote(c) for c in cols)
-        sql_text = f"SELECT * FROM {self.quote(_check_ident(table))}"
-        if where:
-            sql_text += f" WHERE {where}"
-        return self.query(f"{sql_text} ORDER BY {order}", list(partition.values()))
+        where, params = _partitions_where(self, partitions)
+        return self.query(f"SELECT * FROM {self.quote(_check_ident(table))} WHERE {where} ORDER BY {order}", params)
 
     def count(self, table: str, partition: Mapping[str, Any] | None = None) -> int:
         partition = partition or {}
@@ -190,7 +192,7 @@ class Warehouse(ABC):
     def quote(name: str) -> str:
         return '"' + _check_ident(name) + '"'
 
-    def _frame_for(self, table: str, df: pd.DataFrame, partition: Mapping[str, Any]) -> pd.DataFrame:
+    def _frame_for(self, table: str, df: pd.DataFrame, partitions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         cols = self.columns(table)
         if not cols:
             raise FrameMismatch(f"table {table!r} does not exist in the {self.kind} warehouse")
@@ -201,13 +203,62 @@ class Warehouse(ABC):
                 f"the frame and the {self.kind} table {table!r} have different columns: the frame lacks "
                 f"{missing}, the table lacks {extra} (a table changed by hand: `f1-assets migrate` names the drift)"
             )
-        for key, value in partition.items():
-            if len(df) and not (df[key] == value).all():
-                bad = df.loc[df[key] != value, key].unique()[:5].tolist()
-                raise FrameMismatch(
-                    f"rows for table {table!r} partition {dict(partition)} carry {key}={bad}"
-                )
+        keys = _partition_columns(partitions)
+        if keys and len(df):
+            wanted = pd.MultiIndex.from_tuples([tuple(p[k] for k in keys) for p in partitions], names=keys)
+            have = pd.MultiIndex.from_frame(df[keys].astype("int64") if all(df[k].dtype.kind in "iu" for k in keys)
+                                            else df[keys])
+            stray = have[~have.isin(wanted)].unique()
+            if len(stray):
+                shown = "; ".join(", ".join(f"{k}={v}" for k, v in zip(keys, t, strict=True)) for t in stray[:5])
+                where = dict(partitions[0]) if len(partitions) == 1 else f"batch of {len(partitions)} partitions"
+                raise FrameMismatch(f"rows for table {table!r} partition {where} carry rows of other partitions "
+                                    f"({shown})")
         return df[cols]
+
+    def _refuse_shrinks(self, table: str, df: pd.DataFrame, partitions: Sequence[Mapping[str, Any]],
+                        stored: Sequence[tuple[Any, ...]]) -> None:
+        """`ShrinkRefused` for the first partition whose new rows are fewer than its stored `(keys…, n)`."""
+        keys = _partition_columns(partitions)
+        new = df.groupby(keys).size().to_dict() if keys and len(df) else {}
+        for row in stored:
+            *values, n = row
+            key = tuple(values) if len(values) != 1 else values[0]
+            fresh = new.get(key, 0) if keys else len(df)
+            _refuse_shrink(table, dict(zip(keys, values, strict=True)), int(n), int(fresh), False)
+
+
+def _partition_columns(partitions: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The columns every partition of a batch names (the same for all: a batch is of one table)."""
+    if not partitions:
+        raise ValueError("no partitions to replace")
+    keys = list(partitions[0])
+    for partition in partitions:
+        if list(partition) != keys:
+            raise ValueError(f"partitions of one batch name different columns: {keys} and {list(partition)}")
+        for k in keys:
+            _check_ident(k)
+    return keys
+
+
+def _partitions_where(wh: Warehouse, partitions: Sequence[Mapping[str, Any]]) -> tuple[str, list[Any]]:
+    """The WHERE clause of a batch of partitions, grouped by all but the last column (a batch of races:
+    one `(season = %s AND round IN (…))` per season); `TRUE` for the whole table."""
+    keys = _partition_columns(partitions)
+    if not keys:
+        return "TRUE", []
+    *outer, last = keys
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for p in partitions:
+        groups.setdefault(tuple(p[k] for k in outer), []).append(p[last])
+    clauses, params = [], []
+    for values, lasts in groups.items():
+        terms = [f"{wh.quote(k)} = %s" for k in outer]
+        terms.append(f"{wh.quote(last)} = %s" if len(lasts) == 1
+                     else f"{wh.quote(last)} IN ({', '.join(['%s'] * len(lasts))})")
+        clauses.append("(" + " AND ".join(terms) + ")")
+        params += [*values, *lasts]
+    return " OR ".join(clauses), params
 
 
 class DuckDBWarehouse(Warehouse):
@@ -283,21 +334,24 @@ class DuckDBWarehouse(Warehouse):
 
         return duckdb.CatalogException
 
-    def replace_partition(
-        self, table: str, df: pd.DataFrame, partition: Mapping[str, Any], *, allow_shrink: bool = True
+    def replace_partitions(
+        self, table: str, df: pd.DataFrame, partitions: Sequence[Mapping[str, Any]], *, allow_shrink: bool = True
     ) -> int:
         self.ensure_schema()
-        frame = self._frame_for(table, df, partition)
+        frame = self._frame_for(table, df, partitions)
+        keys = _partition_columns(partitions)
         cols = ", ".join(self.quote(c) for c in frame.columns)
-        where = " AND ".join(f"{self.quote(k)} = ?" for k in partition) or "TRUE"
+        where, params = _partitions_where(self, partitions)
+        where, params = where.replace("%s", "?"), params
         with self._connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 if not allow_shrink:
-                    (stored,) = con.execute(f"SELECT COUNT(*) FROM {self.quote(table)} WHERE {where}",
-                                            list(partition.values())).fetchone()
-                    _refuse_shrink(table, partition, int(stored), len(frame), allow_shrink)
-                con.execute(f"DELETE FROM {self.quote(table)} WHERE {where}", list(partition.values()))
+                    group = ", ".join(self.quote(k) for k in keys)
+                    counted = con.execute(f"SELECT {group + ', ' if keys else ''}COUNT(*) FROM {self.quote(table)} "
+                                          f"WHERE {where}{' GROUP BY ' + group if keys else ''}", params).fetchall()
+                    self._refuse_shrinks(table, frame, partitions, counted)
+                con.execute(f"DELETE FROM {self.quote(table)} WHERE {where}", params)
                 if len(frame):
                     con.register("_f1_staging", frame)
                     con.execute(f"INSERT INTO {self.quote(table)} ({cols}) SELECT {cols} FROM _f1_staging")
@@ -420,27 +474,38 @@ class PostgresWarehouse(Warehouse):
             self._types[table] = super()._column_types(table)
         return self._types[table]
 
-    def replace_partition(
-        self, table: str, df: pd.DataFrame, partition: Mapping[str, Any], *, allow_shrink: bool = True
+    def replace_partitions(
+        self, table: str, df: pd.DataFrame, partitions: Sequence[Mapping[str, Any]], *, allow_shrink: bool = True
     ) -> int:
         from psycopg import sql
 
-        frame = self._frame_for(table, df, partition)
+        frame = self._frame_for(table, df, partitions)
+        keys = _partition_columns(partitions)
         types = dict(self._column_types(table))
         copy_types = [_PG_COPY_TYPES.get(types[c], "text") for c in frame.columns]
         ident = sql.Identifier(table)
-        where = sql.SQL(" AND ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder()) for k in partition
-        ) if partition else sql.SQL("TRUE")
-        lock_key = f"{table}:" + ",".join(f"{k}={v}" for k, v in sorted(partition.items()))
+        where_text, params = _partitions_where(self, partitions)
+        where = sql.SQL(where_text.replace("%s", "{}")).format(*[sql.Placeholder()] * len(params)) \
+            if params else sql.SQL(where_text)
         with self.connect() as conn:
             with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key])
+                # one writer of a partition at a time: a batch holds the table's lock; a one-partition
+                # write shares it and holds its partition's lock
+                if len(partitions) == 1 and keys:
+                    cur.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))", [table])
+                    only = partitions[0]
+                    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                                [f"{table}:" + ",".join(f"{k}={v}" for k, v in sorted(only.items()))])
+                else:
+                    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [table])
                 if not allow_shrink:
-                    cur.execute(sql.SQL("SELECT COUNT(*) FROM {} WHERE {}").format(ident, where),
-                                list(partition.values()))
-                    _refuse_shrink(table, partition, int(cur.fetchone()[0]), len(frame), allow_shrink)
-                cur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(ident, where), list(partition.values()))
+                    group = sql.SQL(", ").join(sql.Identifier(k) for k in keys)
+                    query = sql.SQL("SELECT {}COUNT(*) FROM {} WHERE {}{}").format(
+                        sql.SQL("{}, ").format(group) if keys else sql.SQL(""), ident, where,
+                        sql.SQL(" GROUP BY {}").format(group) if keys else sql.SQL(""))
+                    cur.execute(query, params)
+                    self._refuse_shrinks(table, frame, partitions, cur.fetchall())
+                cur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(ident, where), params)
                 if len(frame):
                     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
                         ident, sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)

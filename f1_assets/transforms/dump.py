@@ -14,6 +14,7 @@ none). Called by the dump ingestion asset; no Dagster, no storage.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import warnings
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from f1_assets.tables import ConformError, table
+from f1_assets.transforms.jolpica import by_race as by_race
 from f1_assets.transforms.jolpica import lap_coverage
 
 # member → the columns the raw tables read, with their kind (how the CSV text is typed)
@@ -394,3 +396,11 @@ def coverage_by_season(per_race: pd.DataFrame) -> pd.DataFrame:
         extra = partial.reindex(out.index, fill_value=0).astype(int)
         out[name.removeprefix("raw_")] = cell.where(extra == 0, cell + "+" + extra.astype(str))
     return out.reset_index()
+
+
+def data_date(tables: dict[str, pd.DataFrame]) -> dt.date | None:
+    """The date of the newest race the dump has results for: what the database held when it was dumped
+    (races after it are the API's to top up). None for a dump without results."""
+    results = tables["raw_results"][["season", "round"]].drop_duplicates()
+    races = tables["raw_races"].merge(results, on=["season", "round"])
+    return None if races.empty else max(pd.Timestamp(d).date() for d in races["race_date"])

@@ -323,3 +323,30 @@ def lap_coverage(laps: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     cov = pd.concat([completed, timings], axis=1).fillna(0).astype("int64")
     cov["complete"] = cov["timings"] == cov["laps_completed"]
     return cov.reset_index(names="driver_id")
+
+
+# How long after the scheduled start a race counts as run (results are published within hours)
+RACE_DONE_AFTER = dt.timedelta(hours=4)
+
+
+def race_started_at(row: pd.Series | dict) -> dt.datetime:
+    """A calendar row's race start (UTC; noon when the calendar gives no time)."""
+    date = pd.Timestamp(row["race_date"]).date()
+    clock = (row.get("race_time") or "12:00:00Z").rstrip("Z")
+    return dt.datetime.combine(date, dt.time.fromisoformat(clock), tzinfo=dt.UTC)
+
+
+def races_run(calendar: pd.DataFrame, now: dt.datetime) -> list[str]:
+    """Race keys (`YYYY-RR`) of the calendar rows whose race has run by `now`, in calendar order."""
+    rows = calendar.sort_values(["season", "round"])
+    return [f"{int(r['season']):04d}-{int(r['round']):02d}" for _, r in rows.iterrows()
+            if race_started_at(r) + RACE_DONE_AFTER <= now]
+
+
+def by_race(frame: pd.DataFrame) -> dict[tuple[int, int], pd.DataFrame]:
+    """A table's rows split per race, `(season, round)` → rows (index reset): one grouping for a batch of
+    races (a whole dump, a backfill's batch) instead of a filter per race."""
+    if frame.empty:
+        return {}
+    return {(int(s), int(r)): part.reset_index(drop=True)
+            for (s, r), part in frame.groupby(["season", "round"], sort=True)}
