@@ -3,9 +3,9 @@
 One writer for every table: `replace_partitions` swaps the rows of a batch of partitions (one
 race, a season, every race of a history load) in one transaction (a crash leaves the previous
 version; a re-run leaves identical rows). The schema comes from the table declarations and the
-versioned migrations (`f1_assets.migrations`), brought to head once per process per warehouse (`ensure_schema`) before the first use. Identifiers are quoted by the
-driver (`psycopg.sql.Identifier`, DuckDB's quoting), values are always bound. Called by the warehouse
-resource and by tests and benchmarks.
+versioned migrations (`f1_assets.migrations`), brought to head once per process per warehouse
+(`ensure_schema`) before the first use. Identifiers are quoted by the driver (`psycopg.sql.Identifier`,
+DuckDB's quoting), values are always bound. Called by the warehouse resource and by tests and benchmarks.
 """
 
 from __future__ import annotations
