@@ -3,9 +3,12 @@
 Runs are recorded in the Dagster instance of DAGSTER_HOME (the same one `make dev` uses), so they
 show in the UI; with the repository's `dagster.yaml` they print their JSON log lines on stdout, and
 this command prints its own progress on stderr. A season first materializes its calendar
-(`raw_races`), which registers the races that have run as `races` partitions, then runs the
-`race_pipeline` job for each of them in order. Only the calendar registers races: a key that is not
-a race of the schedule is refused, never added. `f1-assets migrate` brings the warehouse to the
+(`raw_races`), which registers the races that have run as `races` partitions, then its races' Jolpica
+tables and lap_features in runs of many races (`race_tables` over a partition range: each asset one
+step for all of them), then from 2018 each race's FastF1 assets. `f1-assets history [--dump …]` loads
+all of history: Jolpica's CSV dump (the `jolpica_dump` asset), the calendars and race tables of every
+race it covers, the API for the races after its data date, then lap_features. Only a calendar (or the
+dump) registers races: a key that is not a race of the schedule is refused, never added. `f1-assets migrate` brings the warehouse to the
 schema head (versioned migrations) and says what it did; `migrate --print-sql` prints sql/schema.sql.
 
 Exit codes: 0 every run succeeded; 1 a run failed, or the warehouse did not answer; 2 the request or
@@ -43,6 +46,7 @@ from f1_assets.partitions import (
     races_partitions,
     seasons_partitions,
 )
+from f1_assets.resources.fastf1 import FIRST_FASTF1_SEASON
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.warehouse import WarehouseError, schema_sql
 from f1_assets.transforms import dump
@@ -244,15 +248,27 @@ def race(key: str, instance: dg.DagsterInstance, warehouse: WarehouseResource,
 
 def season(year: str, instance: dg.DagsterInstance, warehouse: WarehouseResource,
            extra_tags: Mapping[str, str] | None = None) -> bool:
+    """A season: its calendar (registers the races run so far), then its races' Jolpica tables and
+    lap_features in runs of a season's races (each asset one step for all of them, one transaction),
+    then — from 2018, when FastF1 has sessions — each race's FastF1 assets, telemetry_features and
+    lap_features again (with the FastF1 columns), one run per race."""
     season_key = _season_key(parse_season(year))
     if not _run("season_calendar", season_key, instance, warehouse, extra_tags):
         return False
-    keys = [k for k in instance.get_dynamic_partitions(races_partitions.name)
-            if parse_race_key(k).season == int(season_key)]
+    order = instance.get_dynamic_partitions(races_partitions.name)
+    keys = [k for k in order if parse_race_key(k).season == int(season_key)]
     _say(f"season {season_key}: {len(keys)} races to materialize")
-    failed = [k for k in keys if not race(k, instance, warehouse, extra_tags)]
+    fastf1 = int(season_key) >= FIRST_FASTF1_SEASON
+    selection = RACE_TABLE_ASSETS if fastf1 else [*RACE_TABLE_ASSETS, LAP_FEATURES]
+    failed: list[str] = []
+    for _, _, batch in contiguous(order, set(keys), RACES_PER_RUN):
+        failed += _load("race_tables", batch, instance, warehouse, extra_tags, selection, fallback="singles")
+    if fastf1:
+        per_race = [dg.AssetKey(a) for a in ("fastf1_laps", "raw_telemetry", "telemetry_features")] + [LAP_FEATURES]
+        failed += [k for k in keys if k not in failed
+                   and not _run("race_pipeline", k, instance, warehouse, extra_tags, asset_selection=per_race)]
     if failed:
-        _say(f"season {season_key}: failed races: {', '.join(failed)}")
+        _say(f"season {season_key}: failed races: {', '.join(sorted(set(failed)))}")
     return not failed
 
 
@@ -305,20 +321,25 @@ def contiguous(order: Sequence[str], wanted: set[str], size: int) -> list[tuple[
     return [(r[0], r[-1], r) for r in runs]
 
 
-def _load(job: str, order: Sequence[str], batch: list[str], instance: dg.DagsterInstance,
-          warehouse: WarehouseResource, extra_tags: Mapping[str, str] | None,
-          asset_selection: Sequence[dg.AssetKey] | None, split: bool) -> list[str]:
-    """Run `job` over the batch (consecutive keys of `order`); with `split`, a failed batch is halved until
-    the races at fault stand alone (the others land). Returns the keys that failed."""
+def _load(job: str, batch: list[str], instance: dg.DagsterInstance, warehouse: WarehouseResource,
+          extra_tags: Mapping[str, str] | None, asset_selection: Sequence[dg.AssetKey] | None,
+          fallback: str | None) -> list[str]:
+    """Run `job` over the batch (consecutive keys of the `races` order). When it fails, `fallback` says how
+    the races that are right still land: `bisect` halves the batch until the races at fault stand alone
+    (rows from the dump: no requests), `singles` runs each race on its own (from the API: a race's
+    requests are made again once at most). Returns the keys that failed."""
     ok = _run(job, None, instance, warehouse, extra_tags, partition_range=(batch[0], batch[-1]),
               asset_selection=asset_selection)
     if ok:
         return []
-    if not split or len(batch) == 1:
+    if fallback is None or len(batch) == 1:
         return batch
+    if fallback == "singles":
+        return [k for k in batch if not _run(job, None, instance, warehouse, extra_tags, partition_range=(k, k),
+                                              asset_selection=asset_selection)]
     half = len(batch) // 2
-    return [*_load(job, order, batch[:half], instance, warehouse, extra_tags, asset_selection, split),
-            *_load(job, order, batch[half:], instance, warehouse, extra_tags, asset_selection, split)]
+    return [*_load(job, batch[:half], instance, warehouse, extra_tags, asset_selection, fallback),
+            *_load(job, batch[half:], instance, warehouse, extra_tags, asset_selection, fallback)]
 
 
 def history(source: str | None, instance: dg.DagsterInstance, warehouse: WarehouseResource,
@@ -378,16 +399,15 @@ def history(source: str | None, instance: dg.DagsterInstance, warehouse: Warehou
     _say(f"history: {snapshot.label}: {len(covered)} races covered, {len(from_dump)} to load from it")
     failed = []
     for _, _, batch in contiguous(order, from_dump, DUMP_BATCH):
-        failed += _load("race_tables", order, batch, instance, warehouse, extra_tags, RACE_TABLE_ASSETS, split=True)
+        failed += _load("race_tables", batch, instance, warehouse, extra_tags, RACE_TABLE_ASSETS, "bisect")
     from_api = {k for k in order if k not in covered and any(k not in loaded[a] for a in loaded)}
     if api_ok and from_api:
         _say(f"history: {len(from_api)} races after the dump's data date to load from the API")
         for _, _, batch in contiguous(order, from_api, RACES_PER_RUN):
-            if not _run("race_tables", None, instance, warehouse, extra_tags, partition_range=(batch[0], batch[-1]),
-                        asset_selection=RACE_TABLE_ASSETS):
-                failed += batch
-                ok = False
-                _say(f"history: the API top-up stopped at races {batch[0]}..{batch[-1]} (see the error above)")
+            lost = _load("race_tables", batch, instance, warehouse, extra_tags, RACE_TABLE_ASSETS, "singles")
+            failed += lost
+            if len(lost) == len(batch):  # not one race of a season: the API is not there (or refuses)
+                _say(f"history: the API top-up stopped at races {batch[0]}..{batch[-1]} (see the errors above)")
                 break
     elif from_api:
         _say(f"history: {len(from_api)} races after the dump's data date not loaded (--no-api)")
@@ -409,7 +429,7 @@ def history(source: str | None, instance: dg.DagsterInstance, warehouse: Warehou
          + (f"; {len(no_calendar)} lack their season's calendar, which the API gives: {no_calendar[0]}…"
             if no_calendar else "") + ")")
     for _, _, batch in contiguous(order, stale_features, DUMP_BATCH):
-        failed += _load("race_tables", order, batch, instance, warehouse, extra_tags, [LAP_FEATURES], split=True)
+        failed += _load("race_tables", batch, instance, warehouse, extra_tags, [LAP_FEATURES], "bisect")
     if failed:
         _say(f"history: {len(set(failed))} races failed: {', '.join(sorted(set(failed))[:20])}"
              + (" …" if len(set(failed)) > 20 else ""))
