@@ -101,6 +101,17 @@ def rows_written(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
     return out
 
 
+def partition_of_run(tags: Mapping[str, str]) -> str | None:
+    """The run's partition: its key, or `first...last` for a run over a range of partitions (a backfill's
+    batch, `f1-assets season`/`history`)."""
+    if tags.get("dagster/partition"):
+        return tags["dagster/partition"]
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    if start and end:
+        return start if start == end else f"{start}...{end}"
+    return None
+
+
 def audit_row(run: RunRef | dg.DagsterRun, event_type: str, status: str, metadata: dict[str, Any],
               written: dict[str, int] | None = None) -> dict[str, Any]:
     written = written or {}
@@ -110,7 +121,7 @@ def audit_row(run: RunRef | dg.DagsterRun, event_type: str, status: str, metadat
         "dag_id": run.job_name,
         "dag_run_id": run.run_id,
         "task_id": None,
-        "partition_key": run.tags.get("dagster/partition"),
+        "partition_key": partition_of_run(run.tags),
         "event_type": event_type,
         "actor": settings.redact(actor_of(run)),
         "resource": ",".join(sorted(written)) or None,

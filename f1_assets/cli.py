@@ -151,7 +151,7 @@ def fail_orphaned_runs(instance: dg.DagsterInstance, warehouse: WarehouseResourc
         instance.report_run_failed(run, message)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         audit.record_end(warehouse, instance, run, audit.FAILURE, {"error": message})
-        _say(f"run {run.run_id} ({run.job_name} {run.tags.get('dagster/partition')}): marked failed, {message}")
+        _say(f"run {run.run_id} ({run.job_name} {audit.partition_of_run(run.tags)}): marked failed, {message}")
         orphans.append(run.run_id)
     return orphans
 
@@ -173,11 +173,11 @@ def _run(job_name: str, partition_key: str | None, instance: dg.DagsterInstance,
 
     run_id = str(uuid.uuid4())
     tags = {**(extra_tags or {}), audit.CLI_PROCESS_TAG: process_tag()}
-    shown = partition_key
     if partition_range is not None:
         tags |= {RANGE_START_TAG: partition_range[0], RANGE_END_TAG: partition_range[1]}
-        shown = partition_range[0] if partition_range[0] == partition_range[1] else "...".join(partition_range)
-    audit.record_start(warehouse, audit.RunRef(job_name, run_id, {**tags, "dagster/partition": shown or ""}))
+    shown = partition_key or audit.partition_of_run(tags)
+    audit.record_start(warehouse, audit.RunRef(job_name, run_id, {**tags, **(
+        {"dagster/partition": partition_key} if partition_key else {})}))
     result = None
     try:
         result = defs.resolve_job_def(job_name).execute_in_process(
