@@ -117,3 +117,83 @@ def _schedule_from_results(server, season, rnd):
     race = dict(server.state.datasets[f"{season}/{rnd}/results"].race)
     envelope = {"xmlns": "", "series": "f1", "RaceTable": {"season": str(season)}}
     return Dataset(envelope, None, "Races", [race])
+
+
+# ------------------------------------------------------------------------- many races in one run
+
+RANGE = {"dagster/asset_partition_range_start": "2023-01", "dagster/asset_partition_range_end": "2023-10"}
+
+
+def _two_races_only(instance) -> None:
+    """Keep 2023-01 and 2023-10 as the only races, so the range 2023-01…2023-10 is exactly those two."""
+    for key in instance.get_dynamic_partitions("races"):
+        if key not in ("2023-01", "2023-10"):
+            instance.delete_dynamic_partition("races", key)
+
+
+def test_two_races_in_one_run_equal_two_runs(instance, warehouse_url, replay_server, tmp_path):
+    """A run over a range of races (a backfill's batch, `f1-assets season`): each asset is one step for both
+    races, with the rows, requests and checks of two one-race runs, written in one transaction."""
+    from f1_assets.assets import features, ingest_jolpica
+    from f1_assets_tests.helpers import materialize
+
+    res = resources(warehouse_url, str(tmp_path / "blobs"), replay_server.base_url)
+    materialize_calendar(instance, 2023, res)
+    _two_races_only(instance)
+    replay_server.reset_counts()
+    result = materialize([*ingest_jolpica.RACE_ASSETS, features.lap_features], instance=instance, resources=res,
+                         tags=RANGE)
+    assert result.success
+    made = replay_server.state.requests
+    assert len(made) == (11 + 1) + (10 + 1), made  # laps + pit stops of each race: the season lower bound
+    wh = warehouse_from_url(warehouse_url)
+    counts = {(t, r): wh.count(t, {"season": 2023, "round": r}) for t in ("raw_results", "raw_laps", "raw_pit_stops",
+                                                                           "lap_features") for r in (1, 10)}
+    assert counts[("raw_results", 1)] == counts[("raw_results", 10)] == 20
+    assert counts[("raw_laps", 1)] == counts[("lap_features", 1)] == 1055
+    assert counts[("raw_laps", 10)] == counts[("lap_features", 10)] == 970
+    assert counts[("raw_pit_stops", 1)] == 50
+    # one materialization per race and asset; one check result per rule naming both races
+    for asset in ("raw_results", "raw_laps", "raw_pit_stops", "lap_features"):
+        assert sorted(m.partition for m in result.asset_materializations_for_node(asset)) == ["2023-01", "2023-10"]
+    checks = check_results(result)
+    failed = {k for k, c in checks.items() if not c.passed}
+    assert failed == {("lap_features", "pit_stops_per_result")}, failed  # WARN, as in 2023-01's own run
+    warn = checks[("lap_features", "pit_stops_per_result")].metadata
+    assert warn["failing_partitions"].value == 1, warn
+    assert warn["failing_keys"].value == ["2023-01 norris/6"]  # Norris stopped six times in Bahrain 2023
+    has_rows = checks[("raw_laps", "has_rows")].metadata
+    assert has_rows["partitions"].value == 2 and has_rows["failing_partitions"].value == 0
+    coverage = metadata_of(result, "raw_laps")["coverage"]
+    assert coverage == {"2023-01": "complete", "2023-10": "complete"}
+
+    # settled: the second run of both is served by the archive
+    replay_server.reset_counts()
+    again = materialize(ingest_jolpica.RACE_ASSETS, instance=instance, resources=res, tags=RANGE)
+    assert again.success and replay_server.state.requests == []
+    assert wh.count("raw_laps", {"season": 2023, "round": 10}) == 970  # replaced, not duplicated
+
+
+def test_one_shrinking_race_writes_nothing_of_the_batch(instance, duckdb_url, replay_server, tmp_path):
+    """One race of a run's batch answers fewer rows than stored: the write is refused for the whole batch
+    (one transaction) and both races keep their rows."""
+    from f1_assets.assets import ingest_jolpica
+    from f1_assets_tests.helpers import materialize
+
+    res = resources(duckdb_url, str(tmp_path / "blobs"), replay_server.base_url, settle_days=100_000)
+    materialize_calendar(instance, 2023, res, prefetch=False)
+    _two_races_only(instance)
+    assert materialize(ingest_jolpica.RACE_ASSETS, instance=instance, resources=res, tags=RANGE).success
+    laps = replay_server.state.datasets["2023/10/laps"]
+    laps.items = laps.items[:400]  # the upstream now answers part of round 10
+    before = warehouse_from_url(duckdb_url).read_partitions("raw_laps", [{"season": 2023, "round": 1}])
+    result = materialize([ingest_jolpica.raw_results, ingest_jolpica.raw_laps], instance=instance, resources=res,
+                         tags=RANGE, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "raw_laps")
+    message = failure.step_failure_data.error.message
+    assert "fewer than the" in message and "none of them was written" in message, message
+    wh = warehouse_from_url(duckdb_url)
+    assert wh.count("raw_laps", {"season": 2023, "round": 10}) == 970
+    after = wh.read_partitions("raw_laps", [{"season": 2023, "round": 1}])
+    assert after.equals(before)
