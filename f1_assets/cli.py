@@ -301,7 +301,9 @@ def latest_materializations(instance: dg.DagsterInstance, asset: str) -> dict[st
             coverage = getattr(m.metadata.get("coverage"), "value", None)
             if isinstance(coverage, dict):  # a batch's materialization: every race's coverage
                 coverage = coverage.get(m.partition)
-            out[m.partition] = Latest(record.storage_id, (m.tags or {}).get("dagster/data_version"), coverage)
+            versions = getattr(m.metadata.get("data_versions"), "value", None) or {}  # a batch's: each race's own
+            version = versions.get(m.partition) or (m.tags or {}).get("dagster/data_version")
+            out[m.partition] = Latest(record.storage_id, version, coverage)
         if not page.has_more:
             return out
         cursor = page.cursor

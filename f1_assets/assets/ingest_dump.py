@@ -125,15 +125,17 @@ def verify(file: DumpFile) -> None:
 _PARSED: dict[str, dict[str, Any]] = {}  # sha256 → {"tables": …, "races": {table: by_race}} (the newest one)
 
 
-def parsed(sha256: str, data: bytes | None = None, blob_store: BlobStoreResource | None = None) -> dict[str, Any]:
-    """The dump's raw tables (and per race), parsed once per process (the newest dump only)."""
+def parsed(sha256: str, data: bytes | None = None, blob_store: BlobStoreResource | None = None,
+           name: str | None = None) -> dict[str, Any]:
+    """The dump's raw tables (and per race), parsed once per process (the newest dump only); `name` says
+    where the bytes came from in errors."""
     if sha256 not in _PARSED:
         if data is None:
             data = blob_store.get().get(blob_key(sha256)) if blob_store is not None else None
             if data is None:
                 raise dg.Failure(description=f"the archived Jolpica dump {blob_key(sha256)} is not in the blob "
                                  "store: materialize jolpica_dump again", allow_retries=False)
-        tables = dumps.raw_tables(dumps.read_dump(data))
+        tables = dumps.raw_tables(dumps.read_dump(data, name or blob_key(sha256)))
         _PARSED.clear()
         _PARSED[sha256] = {"tables": tables, "races": {name: dumps.by_race(f) for name, f in tables.items()}}
     return _PARSED[sha256]
@@ -222,9 +224,9 @@ def jolpica_dump(context: dg.AssetExecutionContext, config: DumpConfig, jolpica:
         verify(file)
         previous = latest_snapshot(context.instance, blob_store)
         unchanged = previous is not None and previous.sha256 == file.sha256
-        tables = parsed(file.sha256, file.data)["tables"]
+        tables = parsed(file.sha256, file.data, name=file.source)["tables"]
     except dumps.DumpError as exc:
-        raise dg.Failure(description=f"jolpica_dump: {exc}", metadata={"source": file.source},
+        raise dg.Failure(description=str(exc), metadata={"source": file.source},
                          allow_retries=False) from exc
     store = blob_store.get()
     key = blob_key(file.sha256)

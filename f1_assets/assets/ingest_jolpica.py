@@ -537,6 +537,8 @@ def batch_metadata(staged: Sequence[StagedTable], requests: int) -> dict:
         "sources": dg.MetadataValue.json(origins),
         **({"source": ", ".join(dumps_used)} if dumps_used else {}),
         "coverage": dg.MetadataValue.json({s.key: s.coverage for s in staged}),
+        # each race's own data version (the output's is the batch's): `dump:<sha256>`, a payload hash, `empty`
+        "data_versions": dg.MetadataValue.json({s.key: s.version for s in staged}),
         **({"empty_reasons": dg.MetadataValue.json(dict(list(reasons.items())[:100]))} if reasons else {}),
     }
 

@@ -81,9 +81,13 @@ class Dump:
         return self.frames[member]
 
 
-def read_dump(source: str | os.PathLike[str] | bytes) -> Dump:
-    """The dump at a path, or its bytes, as typed frames; DumpError naming the file or member at fault."""
-    label = f"dump ({len(source)} bytes)" if isinstance(source, bytes | bytearray) else f"dump {os.fspath(source)}"
+def read_dump(source: str | os.PathLike[str] | bytes, name: str | None = None) -> Dump:
+    """The dump at a path, or its bytes (`name`: where they came from), as typed frames; DumpError naming the
+    file or member at fault."""
+    if isinstance(source, bytes | bytearray):
+        label = f"dump {name} ({len(source)} bytes)" if name else f"dump ({len(source)} bytes)"
+    else:
+        label = f"dump {os.fspath(source)}"
     try:
         archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes | bytearray) else source)
     except FileNotFoundError:
