@@ -8,8 +8,9 @@ tables and lap_features in runs of many races (`race_tables` over a partition ra
 step for all of them), then from 2018 each race's FastF1 assets. `f1-assets history [--dump …]` loads
 all of history: Jolpica's CSV dump (the `jolpica_dump` asset), the calendars and race tables of every
 race it covers, the API for the races after its data date, then lap_features. Only a calendar (or the
-dump) registers races: a key that is not a race of the schedule is refused, never added. `f1-assets migrate` brings the warehouse to the
-schema head (versioned migrations) and says what it did; `migrate --print-sql` prints sql/schema.sql.
+dump) registers races: a key that is not a race of the schedule is refused, never added. `f1-assets
+migrate` brings the warehouse to the schema head (versioned migrations) and says what it did;
+`migrate --print-sql` prints sql/schema.sql.
 
 Exit codes: 0 every run succeeded; 1 a run failed, or the warehouse did not answer; 2 the request or
 the configuration can never work (a malformed or unknown key, a setting such as F1_WAREHOUSE_URL):
