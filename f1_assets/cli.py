@@ -51,6 +51,7 @@ from f1_assets.resources.fastf1 import FIRST_FASTF1_SEASON
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.storage.warehouse import WarehouseError, schema_sql
 from f1_assets.transforms import dump
+from f1_assets.transforms.jolpica import races_with_partial_laps
 
 RAW_RACES = dg.AssetKey("raw_races")
 # a run over a range of partitions (Dagster's run tags for it; no public constant names them)
@@ -198,7 +199,8 @@ def _run(job_name: str, partition_key: str | None, instance: dg.DagsterInstance,
     outcome = "success" if ok else "FAILED"
     if ok and red:
         outcome += f", but {len(red)} ERROR check(s) failed: {', '.join(red)}"
-    _say(f"{job_name} {shown or ''}: {outcome} (run {run_id})".replace("  ", " ")
+    selected = f"[{','.join(a.path[-1] for a in asset_selection)}]" if asset_selection else ""
+    _say(f"{job_name}{selected}{' ' + shown if shown else ''}: {outcome} (run {run_id})"
          + "".join(f"\n  {step}: {message}" for step, message in failures))
     return ok
 
@@ -284,13 +286,12 @@ FEATURE_INPUTS = ("raw_results", "raw_laps", "raw_pit_stops", "fastf1_laps")
 
 class Latest(NamedTuple):
     storage_id: int
-    data_version: str | None
-    coverage: str | None  # the partition's `coverage` metadata (race tables: complete | partial | none)
+    data_version: str | None  # `dump:<sha256>` for rows from a dump
 
 
 def latest_materializations(instance: dg.DagsterInstance, asset: str) -> dict[str, Latest]:
-    """partition → its latest materialization (storage id, data version, coverage), in one pass over the
-    asset's event records."""
+    """partition → its latest materialization (storage id, data version), in one pass over the asset's
+    event records."""
     out: dict[str, Latest] = {}
     cursor = None
     while True:
@@ -299,12 +300,7 @@ def latest_materializations(instance: dg.DagsterInstance, asset: str) -> dict[st
             m = record.asset_materialization
             if m is None or m.partition is None:
                 continue
-            coverage = getattr(m.metadata.get("coverage"), "value", None)
-            if isinstance(coverage, dict):  # a batch's materialization: every race's coverage
-                coverage = coverage.get(m.partition)
-            versions = getattr(m.metadata.get("data_versions"), "value", None) or {}  # a batch's: each race's own
-            version = versions.get(m.partition) or (m.tags or {}).get("dagster/data_version")
-            out[m.partition] = Latest(record.storage_id, version, coverage)
+            out[m.partition] = Latest(record.storage_id, (m.tags or {}).get("dagster/data_version"))
         if not page.has_more:
             return out
         cursor = page.cursor
@@ -375,10 +371,9 @@ def history(source: str | None, instance: dg.DagsterInstance, warehouse: Warehou
                     if snapshot.covers_season(int(s)) and stale(calendars.get(str(s)))}
     for first, last, _ in contiguous(season_order, dump_seasons, 100):
         ok &= _run("season_calendar", None, instance, warehouse, extra_tags, partition_range=(first, last))
-    if not api:  # offline: the schedule the dump holds for the seasons it covers in part (its last season)
+    if not api:  # offline: the schedule the dump holds for every other season (as it was when dumped)
         partly = {str(s) for s in sorted(set(tables["raw_races"]["season"].astype(int)))
-                  if not snapshot.covers_season(int(s)) and snapshot.data_date is not None
-                  and int(s) <= snapshot.data_date.year and stale(calendars.get(str(s)))}
+                  if not snapshot.covers_season(int(s)) and stale(calendars.get(str(s)))}
         dump_calendar = {"ops": {"raw_races": {"config": {"calendar_source": "dump"}}}}
         for first, last, _ in contiguous(season_order, partly, 100):
             ok &= _run("season_calendar", None, instance, warehouse, extra_tags, partition_range=(first, last),
@@ -413,14 +408,19 @@ def history(source: str | None, instance: dg.DagsterInstance, warehouse: Warehou
                 _say(f"history: the API top-up stopped at races {batch[0]}..{batch[-1]} (see the errors above)")
                 break
     elif from_api:
-        _say(f"history: {len(from_api)} races after the dump's data date not loaded (--no-api)")
+        why = "--no-api" if not api else "the API top-up stopped"
+        _say(f"history: {len(from_api)} races after the dump's data date not loaded ({why})")
 
     # lap_features for every race with complete laps and a calendar row whose inputs are newer than it
-    laps = latest_materializations(instance, "raw_laps")
-    complete = {k for k, latest in laps.items() if latest.coverage == "complete"}
-    partial = {k for k, latest in laps.items() if latest.coverage == "partial"}
+    wh = warehouse.get()
+    laps = wh.query("SELECT season, round, driver_id FROM raw_laps")
+    with_laps = {race_key(int(s), int(r))
+                 for s, r in laps[["season", "round"]].drop_duplicates().itertuples(index=False)}
+    partial = {race_key(int(s), int(r)) for s, r in races_with_partial_laps(
+        laps, wh.query("SELECT season, round, driver_id, laps FROM raw_results"))}
+    complete = with_laps - partial
     in_calendar = {race_key(int(r["season"]), int(r["round"])) for _, r in
-                   warehouse.get().query("SELECT season, round FROM raw_races").iterrows()}
+                   wh.query("SELECT season, round FROM raw_races").iterrows()}
     inputs = {a: latest_materializations(instance, a) for a in FEATURE_INPUTS}
     features = latest_materializations(instance, "lap_features")
     newest_input = {k: max((inputs[a][k].storage_id for a in inputs if k in inputs[a]), default=0) for k in complete}

@@ -104,12 +104,13 @@ def small_dump(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture(scope="module")
 def expected_counts(small_dump: Path) -> Counter:
-    """(table, season) → rows the warehouse holds after `history --no-api`: every season up to the data date
-    (2023's calendar from the dump, 2023-22 after the data date has no rows in the dump)."""
+    """(table, season) → rows the warehouse holds after `history --no-api`: every season up to the data date,
+    and every calendar the dump holds (offline, 2023's and 2024's from the dump; 2023-22, after the data
+    date, has no rows in the dump)."""
     counts = independent_counts(small_dump)
     seasons = {season for _, season in counts}
     assert seasons == set(SEASONS), seasons  # the cut kept exactly these seasons
-    return Counter({key: n for key, n in counts.items() if key[1] <= 2023})
+    return Counter({key: n for key, n in counts.items() if key[1] <= 2023 or key[0] == "raw_races"})
 
 
 def dump_rounds(path: Path) -> list[tuple[int, int, dt.date]]:
@@ -181,7 +182,8 @@ def test_history_loads_every_season_of_the_dump_and_a_rerun_loads_nothing(
         # every race of the dump that has run is a `races` partition; the ones after the data date hold no rows
         ran = {f"{s:04d}-{r:02d}" for s, r, day in dump_rounds(small_dump) if day < dt.date.today()}
         assert set(instance.get_dynamic_partitions("races")) == ran
-        assert counts_by_season(warehouse_url)["raw_races", 2024] == 0  # after the data date: not loaded
+        assert counts_by_season(warehouse_url)["raw_races", 2024] == 24  # offline: the dump's calendar
+        assert counts_by_season(warehouse_url)["raw_results", 2024] == 0  # after the data date: not loaded
         wh = warehouse_from_url(warehouse_url)
         assert all(wh.count(name, {"season": 2023, "round": 22}) == 0 for name in RACE_TABLES)
         assert not instance.fetch_materializations(dg.AssetRecordsFilter(

@@ -164,8 +164,9 @@ def test_two_races_in_one_run_equal_two_runs(instance, warehouse_url, replay_ser
     assert warn["failing_keys"].value == ["2023-01 norris/6"]  # Norris stopped six times in Bahrain 2023
     has_rows = checks[("raw_laps", "has_rows")].metadata
     assert has_rows["partitions"].value == 2 and has_rows["failing_partitions"].value == 0
-    coverage = metadata_of(result, "raw_laps")["coverage"]
-    assert coverage == {"2023-01": "complete", "2023-10": "complete"}
+    assert metadata_of(result, "raw_laps")["coverage"] == {"complete": 2}
+    assert metadata_of(result, "raw_sprint_results")["coverage"] == {"none": 2}  # no sprint at either
+    assert "no sprint at 2023-01" in metadata_of(result, "raw_sprint_results")["empty_reason_example"]
 
     # settled: the second run of both is served by the archive
     replay_server.reset_counts()

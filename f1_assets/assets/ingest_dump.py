@@ -80,9 +80,9 @@ def obtain(source: str, client: JolpicaClient | None, log=lambda _m: None) -> Du
     if "://" not in source:
         path = Path(source).expanduser()
         try:
-            return DumpFile(path.read_bytes(), str(path))
+            return DumpFile(path.read_bytes(), str(path.resolve()))
         except OSError as exc:
-            raise dg.Failure(description=f"{settings.JOLPICA_DUMP_URL}: cannot read the dump {path}: "
+            raise dg.Failure(description=f"cannot read the dump {path} (--dump or {settings.JOLPICA_DUMP_URL}): "
                              f"{exc.strerror or exc}", allow_retries=False) from None
     if client is None:
         raise ValueError("a client is needed to download a dump")
@@ -96,7 +96,9 @@ def obtain(source: str, client: JolpicaClient | None, log=lambda _m: None) -> Du
     try:
         data = client.download(source)
     except JolpicaError as exc:
-        raise dg.Failure(description=settings.redact(f"jolpica_dump: download failed: {exc}"),
+        raise dg.Failure(description=settings.redact(
+            f"the Jolpica dump could not be downloaded: {exc}. A local copy or a mirror: `f1-assets history --dump "
+            f"PATH_OR_URL` or {settings.JOLPICA_DUMP_URL}"),
                          metadata={"url": settings.redact(source)}, allow_retries=False) from exc
     return DumpFile(data, settings.redact(source), client.stats.requests - requests_before, announced)
 
@@ -248,7 +250,7 @@ def jolpica_dump(context: dg.AssetExecutionContext, config: DumpConfig, jolpica:
             "sha256": file.sha256,
             "bytes": len(file.data),
             "source": file.source,
-            "uploaded_at": str(file.announced.get("uploaded_at") or ""),
+            **({"uploaded_at": str(file.announced["uploaded_at"])} if file.announced.get("uploaded_at") else {}),
             "data_date": data_date.isoformat() if data_date else "",
             "blob_key": key,
             "blob_url": store.url(key),

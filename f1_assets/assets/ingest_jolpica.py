@@ -463,18 +463,19 @@ def stage_race_table(batch: RaceBatch, key: RaceKey, spec: RaceTable) -> StagedT
     info = batch.info(key)
     partition = {"season": key.season, "round": key.round}
     reason = _not_upstream_reason(spec, info)
+    if batch.dump is not None and batch.dump.covers(key.season, key.round):
+        # the database as dumped: its rows, or none (then the era's reason when it has one)
+        df = batch.dump.rows(spec.table, key.season, key.round)
+        metadata = {"source": batch.dump.label, "upstream_requests": 0, "dump_sha256": batch.dump.sha256}
+        if df.empty:
+            metadata["empty_reason"] = reason or (f"the Jolpica database holds no {spec.endpoint} for {key.key} "
+                                                  f"({batch.dump.label})")
+            metadata["coverage"] = "none"
+        return StagedTable(spec, df, metadata, None, client, info, "dump", f"dump:{batch.dump.sha256}")
     if reason is not None:
         log.info(f"{spec.table} {key.key}: empty — {reason}")
         metadata = {"empty_reason": reason, "upstream_requests": client.stats.requests, "coverage": "none"}
         return StagedTable(spec, spec.parser([]), metadata, None, client, info, "not_upstream", "empty")
-    if batch.dump is not None and batch.dump.covers(key.season, key.round):
-        df = batch.dump.rows(spec.table, key.season, key.round)
-        metadata = {"source": batch.dump.label, "upstream_requests": 0, "dump_sha256": batch.dump.sha256}
-        if df.empty:
-            metadata["empty_reason"] = (f"the Jolpica database holds no {spec.endpoint} for {key.key} "
-                                        f"({batch.dump.label})")
-            metadata["coverage"] = "none"
-        return StagedTable(spec, df, metadata, None, client, info, "dump", f"dump:{batch.dump.sha256}")
 
     settled = dt.date.today() - info.race_date > dt.timedelta(days=batch.settle_days)
     df = fetched = None
@@ -522,13 +523,18 @@ def _archive(context: dg.AssetExecutionContext, client: JolpicaClient, fetched: 
 
 
 def batch_metadata(staged: Sequence[StagedTable], requests: int) -> dict:
-    """A race's own metadata; for a batch, the totals and each race's coverage and source."""
+    """A race's own metadata; for a batch, totals of a size that does not grow with the batch (Dagster
+    repeats a run's output metadata on every partition's materialization): coverage counts, the races
+    that are not complete (the first 20) and one example reason."""
     if len(staged) == 1:
         return {**staged[0].metadata, "coverage": staged[0].coverage}
-    reasons = {s.key: s.metadata["empty_reason"] for s in staged if s.metadata.get("empty_reason")}
     origins: dict[str, int] = {}
+    states: dict[str, int] = {}
     for s in staged:
         origins[s.origin] = origins.get(s.origin, 0) + 1
+        states[s.coverage] = states.get(s.coverage, 0) + 1
+    lacking = [f"{s.key} {s.coverage}" for s in staged if s.coverage != "complete"]
+    reason = next((f"{s.key}: {s.metadata['empty_reason']}" for s in staged if s.metadata.get("empty_reason")), None)
     dumps_used = sorted({s.metadata["source"] for s in staged if s.origin == "dump"})
     return {
         "partitions_in_run": len(staged),
@@ -536,10 +542,10 @@ def batch_metadata(staged: Sequence[StagedTable], requests: int) -> dict:
         "archive_hits": sum(s.fetched.archive_hits for s in staged if s.fetched is not None),
         "sources": dg.MetadataValue.json(origins),
         **({"source": ", ".join(dumps_used)} if dumps_used else {}),
-        "coverage": dg.MetadataValue.json({s.key: s.coverage for s in staged}),
-        # each race's own data version (the output's is the batch's): `dump:<sha256>`, a payload hash, `empty`
-        "data_versions": dg.MetadataValue.json({s.key: s.version for s in staged}),
-        **({"empty_reasons": dg.MetadataValue.json(dict(list(reasons.items())[:100]))} if reasons else {}),
+        "coverage": dg.MetadataValue.json(states),
+        **({"not_complete": dg.MetadataValue.json(lacking[:20] + ([f"… {len(lacking) - 20} more"]
+                                                                 if len(lacking) > 20 else []))} if lacking else {}),
+        **({"empty_reason_example": reason} if reason else {}),
     }
 
 
@@ -703,7 +709,7 @@ def _laps_complete(staged: StagedTable, results: pd.DataFrame) -> tuple[str, rul
     df = staged.df
     coverage = parse.lap_coverage(df, results)
     incomplete = coverage[~coverage["complete"]]
-    if staged.origin == "not_upstream":
+    if staged.origin == "not_upstream" or staged.origin == "dump" and df.empty:  # the database holds none
         completeness = "not_upstream"
     elif df.empty:
         completeness = "missing"

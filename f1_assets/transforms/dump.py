@@ -28,7 +28,7 @@ import pandas as pd
 
 from f1_assets.tables import ConformError, table
 from f1_assets.transforms.jolpica import by_race as by_race
-from f1_assets.transforms.jolpica import lap_coverage
+from f1_assets.transforms.jolpica import races_with_partial_laps
 
 # member → the columns the raw tables read, with their kind (how the CSV text is typed)
 MEMBERS: dict[str, dict[str, str]] = {
@@ -364,25 +364,11 @@ def coverage(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         part["rows"] = part["rows"].fillna(0).astype("int64")
         parts.append(part)
     cov = pd.concat(parts, ignore_index=True)
-    partial = _races_with_partial_laps(tables["raw_laps"], tables["raw_results"])
+    partial = races_with_partial_laps(tables["raw_laps"], tables["raw_results"])
     is_partial = (cov["table"] == "raw_laps") & cov.set_index(keys).index.isin(partial)
     cov["state"] = np.where(cov["rows"] == 0, "none", np.where(is_partial, "partial", "complete"))
     cov = cov.astype({"season": "int64", "round": "int64"})
     return cov[[*keys, "table", "rows", "state"]].sort_values([*keys, "table"]).reset_index(drop=True)
-
-
-def _races_with_partial_laps(laps: pd.DataFrame, results: pd.DataFrame) -> pd.MultiIndex:
-    """(season, round) of the races whose laps `lap_coverage` finds incomplete for some driver: one call over
-    every race, the driver key made unique per race."""
-    def per_race(df: pd.DataFrame) -> pd.DataFrame:
-        return df.assign(driver_id=df["season"].astype(str) + "/" + df["round"].astype(str) + "/" + df["driver_id"])
-
-    cov = lap_coverage(per_race(laps), per_race(results))
-    incomplete = cov.loc[~cov["complete"], "driver_id"].str.split("/", n=2, expand=True)
-    if incomplete.empty:
-        return pd.MultiIndex.from_arrays([[], []], names=["season", "round"])
-    return pd.MultiIndex.from_arrays([incomplete[0].astype("int64"), incomplete[1].astype("int64")],
-                                     names=["season", "round"])
 
 
 def coverage_by_season(per_race: pd.DataFrame) -> pd.DataFrame:

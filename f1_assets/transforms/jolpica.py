@@ -325,6 +325,21 @@ def lap_coverage(laps: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     return cov.reset_index(names="driver_id")
 
 
+def races_with_partial_laps(laps: pd.DataFrame, results: pd.DataFrame) -> pd.MultiIndex:
+    """(season, round) of the races whose laps `lap_coverage` finds incomplete for some driver, over many
+    races in one call (the driver key made unique per race). Columns used: season, round, driver_id;
+    results also laps."""
+    def per_race(df: pd.DataFrame) -> pd.DataFrame:
+        return df.assign(driver_id=df["season"].astype(str) + "/" + df["round"].astype(str) + "/" + df["driver_id"])
+
+    cov = lap_coverage(per_race(laps), per_race(results))
+    incomplete = cov.loc[~cov["complete"], "driver_id"].str.split("/", n=2, expand=True)
+    if incomplete.empty:
+        return pd.MultiIndex.from_arrays([[], []], names=["season", "round"])
+    return pd.MultiIndex.from_arrays([incomplete[0].astype("int64"), incomplete[1].astype("int64")],
+                                     names=["season", "round"])
+
+
 # How long after the scheduled start a race counts as run (results are published within hours)
 RACE_DONE_AFTER = dt.timedelta(hours=4)
 
