@@ -417,7 +417,7 @@ def history(source: str | None, instance: dg.DagsterInstance, warehouse: Warehou
     with_laps = {race_key(int(s), int(r))
                  for s, r in laps[["season", "round"]].drop_duplicates().itertuples(index=False)}
     partial = {race_key(int(s), int(r)) for s, r in races_with_partial_laps(
-        laps, wh.query("SELECT season, round, driver_id, laps FROM raw_results"))}
+        laps, wh.query("SELECT season, round, driver_id, laps FROM raw_results"))} & with_laps
     complete = with_laps - partial
     in_calendar = {race_key(int(r["season"]), int(r["round"])) for _, r in
                    wh.query("SELECT season, round FROM raw_races").iterrows()}

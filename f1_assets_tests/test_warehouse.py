@@ -38,40 +38,41 @@ def test_replace_is_idempotent_and_touches_one_partition(warehouse_url):
     wh = warehouse_from_url(warehouse_url)
     wh.apply_schema()
     wh.apply_schema()  # applying the DDL twice is harmless
-    wh.replace_partitions("raw_laps", _laps(2023, [1], 100), {"season": 2023, "round": 1})
-    wh.replace_partitions("raw_laps", _laps(2023, [2], 60), {"season": 2023, "round": 2})
-    wh.replace_partitions("raw_laps", _laps(2023, [1], 100, marker=5), {"season": 2023, "round": 1})
+    wh.replace_partitions("raw_laps", _laps(2023, 1, 100), [{"season": 2023, "round": 1}])
+    wh.replace_partitions("raw_laps", _laps(2023, 2, 60), [{"season": 2023, "round": 2}])
+    wh.replace_partitions("raw_laps", _laps(2023, 1, 100, marker=5), [{"season": 2023, "round": 1}])
     assert wh.count("raw_laps", {"season": 2023, "round": 1}) == 100
     assert wh.count("raw_laps", {"season": 2023, "round": 2}) == 60
     assert set(wh.read_partition("raw_laps", {"season": 2023, "round": 1})["lap_time_ms"]) == {90_005}
     # an empty frame empties the partition (data that vanished upstream does not linger)
-    wh.replace_partitions("raw_laps", _laps(2023, [2], 0), {"season": 2023, "round": 2})
+    wh.replace_partitions("raw_laps", _laps(2023, 2, 0), [{"season": 2023, "round": 2}])
     assert wh.count("raw_laps", {"season": 2023, "round": 2}) == 0
 
 
 def test_a_smaller_version_is_refused_inside_the_transaction(warehouse_url):
     wh = warehouse_from_url(warehouse_url)
     part = {"season": 2023, "round": 1}
-    wh.replace_partitions("raw_laps", _laps(2023, [1], 100), part, allow_shrink=False)
+    wh.replace_partitions("raw_laps", _laps(2023, 1, 100), [part], allow_shrink=False)
     for smaller in (60, 0):
         with pytest.raises(ShrinkRefused, match=f"{smaller} rows, fewer than the 100 stored") as refused:
-            wh.replace_partitions("raw_laps", _laps(2023, [1], smaller, marker=7), part, allow_shrink=False)
+            wh.replace_partitions("raw_laps", _laps(2023, 1, smaller, marker=7), [part], allow_shrink=False)
         assert (refused.value.stored, refused.value.new) == (100, smaller)
         assert wh.count("raw_laps", part) == 100
         assert set(wh.read_partition("raw_laps", part)["lap_time_ms"]) == {90_000}  # untouched
-    wh.replace_partitions("raw_laps", _laps(2023, [1], 100, marker=3), part, allow_shrink=False)  # same size: fine
-    wh.replace_partitions("raw_laps", _laps(2023, [1], 40), part, allow_shrink=True)  # asked for explicitly
+    wh.replace_partitions("raw_laps", _laps(2023, 1, 100, marker=3), [part], allow_shrink=False)  # same size: fine
+    wh.replace_partitions("raw_laps", _laps(2023, 1, 40), [part], allow_shrink=True)  # asked for explicitly
     assert wh.count("raw_laps", part) == 40
 
 
 def test_bad_frames_are_refused_naming_the_problem(warehouse_url):
     wh = warehouse_from_url(warehouse_url)
     with pytest.raises(WarehouseError, match=r"the frame lacks \['lap_time_ms'\]"):
-        wh.replace_partitions("raw_laps", _laps(2023, [1], 5).drop(columns="lap_time_ms"), {"season": 2023, "round": 1})
+        wh.replace_partitions("raw_laps", _laps(2023, 1, 5).drop(columns="lap_time_ms"),
+                              [{"season": 2023, "round": 1}])
     with pytest.raises(WarehouseError, match=r"carry rows of other partitions \(season=2023, round=2\)"):
-        wh.replace_partitions("raw_laps", _laps(2023, [2], 5), {"season": 2023, "round": 1})
+        wh.replace_partitions("raw_laps", _laps(2023, 2, 5), [{"season": 2023, "round": 1}])
     with pytest.raises(WarehouseError, match="does not exist"):
-        wh.replace_partitions("no_such_table", _laps(2023, [1], 5), {"season": 2023, "round": 1})
+        wh.replace_partitions("no_such_table", _laps(2023, 1, 5), [{"season": 2023, "round": 1}])
     with pytest.raises(WarehouseError, match="invalid identifier"):
         wh.count("raw_laps; DROP TABLE raw_laps")
 
@@ -100,7 +101,7 @@ KILLED_WRITER = textwrap.dedent(
 
 def test_killed_writer_leaves_previous_rows_on_postgres(pg_url):
     wh = warehouse_from_url(pg_url)
-    wh.replace_partitions("raw_laps", _laps(2023, [1], 1000), {"season": 2023, "round": 1})
+    wh.replace_partitions("raw_laps", _laps(2023, 1, 1000), [{"season": 2023, "round": 1}])
     proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, pg_url], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "writing"
     # wait until the writer's COPY is under way (its transaction holds the partition lock), then kill it
@@ -129,7 +130,7 @@ def test_concurrent_writers_of_one_partition_never_mix_on_postgres(pg_url):
         try:
             for _ in range(5):
                 warehouse_from_url(pg_url).replace_partitions(
-                    "raw_laps", _laps(2023, [1], n, marker=marker), {"season": 2023, "round": 1}
+                    "raw_laps", _laps(2023, 1, n, marker=marker), [{"season": 2023, "round": 1}]
                 )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)

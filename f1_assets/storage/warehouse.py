@@ -555,6 +555,9 @@ def _rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
             columns.append(series.to_numpy().tolist())
         elif series.dtype.kind == "M":  # few per table (updated_at): per value is fine
             columns.append([None if v is pd.NaT else v.to_pydatetime() for v in series])
+        elif isinstance(series.dtype, pd.api.extensions.ExtensionDtype) and series.dtype.kind in "biu":
+            # nullable Int64/boolean: Python ints/bools and None in one conversion, not value by value
+            columns.append(series.to_numpy(dtype=object, na_value=None).tolist())
         elif series.dtype.kind == "O" and pd.api.types.infer_dtype(series, skipna=True) in _PLAIN:
             values = series.tolist()
             columns.append([None if v is None or v != v else v for v in values] if has_nulls else values)
