@@ -85,8 +85,8 @@ def _instance() -> dg.DagsterInstance:
 def check_settings() -> WarehouseResource:
     """Every setting a run reads, checked before any run starts (ConfigError names the variable);
     the warehouse the audit rows go to."""
-    for read in (settings.jolpica_url, settings.livetiming_url, settings.fastf1_schedule_url,
-                 settings.jolpica_hourly_budget, settings.settle_days):
+    for read in (settings.jolpica_url, settings.jolpica_dump_url, settings.livetiming_url,
+                 settings.fastf1_schedule_url, settings.jolpica_hourly_budget, settings.settle_days):
         read()
     BlobStoreResource().get()
     warehouse = WarehouseResource()
@@ -251,25 +251,31 @@ def race(key: str, instance: dg.DagsterInstance, warehouse: WarehouseResource,
 
 def season(year: str, instance: dg.DagsterInstance, warehouse: WarehouseResource,
            extra_tags: Mapping[str, str] | None = None) -> bool:
-    """A season: its calendar (registers the races run so far), then its races' Jolpica tables and
-    lap_features in runs of a season's races (each asset one step for all of them, one transaction),
-    then — from 2018, when FastF1 has sessions — each race's FastF1 assets, telemetry_features and
-    lap_features again (with the FastF1 columns), one run per race."""
+    """A season: its calendar (registers the races run so far), then its races' Jolpica tables in runs of
+    a season's races (each asset one step for all of them, one transaction), then lap_features of the
+    races with complete laps — in the same kind of run before 2018; from 2018, when FastF1 has
+    sessions, with each race's FastF1 assets and telemetry_features, one run per race."""
     season_key = _season_key(parse_season(year))
     if not _run("season_calendar", season_key, instance, warehouse, extra_tags):
         return False
     order = instance.get_dynamic_partitions(races_partitions.name)
     keys = [k for k in order if parse_race_key(k).season == int(season_key)]
     _say(f"season {season_key}: {len(keys)} races to materialize")
-    fastf1 = int(season_key) >= FIRST_FASTF1_SEASON
-    selection = RACE_TABLE_ASSETS if fastf1 else [*RACE_TABLE_ASSETS, LAP_FEATURES]
     failed: list[str] = []
     for _, _, batch in contiguous(order, set(keys), RACES_PER_RUN):
-        failed += _load("race_tables", batch, instance, warehouse, extra_tags, selection, fallback="singles")
-    if fastf1:
-        per_race = [dg.AssetKey(a) for a in ("fastf1_laps", "raw_telemetry", "telemetry_features")] + [LAP_FEATURES]
-        failed += [k for k in keys if k not in failed
-                   and not _run("race_pipeline", k, instance, warehouse, extra_tags, asset_selection=per_race)]
+        failed += _load("race_tables", batch, instance, warehouse, extra_tags, RACE_TABLE_ASSETS, fallback="singles")
+    # lap_features of the races with complete laps (fastest-lap-only races have none); from 2018 with FastF1
+    complete, partial = laps_by_coverage(warehouse, int(season_key))
+    if partial:
+        _say(f"season {season_key}: {len(partial)} races with partial laps (fastest laps only) have no lap_features")
+    if int(season_key) >= FIRST_FASTF1_SEASON:
+        per_race = [dg.AssetKey(a) for a in ("fastf1_laps", "raw_telemetry", "telemetry_features")]
+        failed += [k for k in keys if k not in failed and not _run(
+            "race_pipeline", k, instance, warehouse, extra_tags,
+            asset_selection=per_race + ([LAP_FEATURES] if k in complete else []))]
+    else:
+        for _, _, batch in contiguous(order, {k for k in keys if k in complete and k not in failed}, RACES_PER_RUN):
+            failed += _load("race_tables", batch, instance, warehouse, extra_tags, [LAP_FEATURES], fallback="singles")
     if failed:
         _say(f"season {season_key}: failed races: {', '.join(sorted(set(failed)))}")
     return not failed
@@ -341,6 +347,19 @@ def _load(job: str, batch: list[str], instance: dg.DagsterInstance, warehouse: W
             *_load(job, batch[half:], instance, warehouse, extra_tags, asset_selection, fallback)]
 
 
+def laps_by_coverage(warehouse: WarehouseResource, season: int | None = None) -> tuple[set[str], set[str]]:
+    """Race keys whose stored laps are complete, and those whose laps are partial (fastest laps only: no
+    lap_features), from raw_laps and raw_results (of one season, or all)."""
+    wh = warehouse.get()
+    where, params = ("WHERE season = %s", [season]) if season is not None else ("", [])
+    laps = wh.query(f"SELECT season, round, driver_id FROM raw_laps {where}", params)
+    races = laps[["season", "round"]].drop_duplicates()
+    with_laps = {race_key(int(s), int(r)) for s, r in races.itertuples(index=False)}
+    partial = {race_key(int(s), int(r)) for s, r in races_with_partial_laps(
+        laps, wh.query(f"SELECT season, round, driver_id, laps FROM raw_results {where}", params))} & with_laps
+    return with_laps - partial, partial
+
+
 def history(source: str | None, instance: dg.DagsterInstance, warehouse: WarehouseResource,
             extra_tags: Mapping[str, str] | None = None, api: bool = True) -> bool:
     """`f1-assets history`: Jolpica's dump (the `jolpica_dump` asset), then the calendars and race tables of
@@ -350,6 +369,10 @@ def history(source: str | None, instance: dg.DagsterInstance, warehouse: Warehou
     and writes nothing but the dump's own materialization."""
     from f1_assets.assets.ingest_dump import latest_snapshot, parsed
 
+    if source and source.startswith("file://"):
+        source = source.removeprefix("file://")
+    if source and "://" in source and not source.startswith(("http://", "https://")):
+        raise UsageError(f"--dump {settings.redact(source)!r}: expected a local path or an http(s) URL")
     config = {"ops": {"jolpica_dump": {"config": {"source": source}}}} if source else None
     if not _run("load_jolpica_dump", None, instance, warehouse, extra_tags, run_config=config):
         return False
@@ -360,8 +383,10 @@ def history(source: str | None, instance: dg.DagsterInstance, warehouse: Warehou
     this_dump = f"dump:{snapshot.sha256}"
 
     def stale(latest: Latest | None) -> bool:
-        """To load from this dump: never loaded, or loaded from another dump (API rows are not replaced)."""
-        return latest is None or (latest.data_version or "").startswith("dump:") and latest.data_version != this_dump
+        """To load from this dump: never loaded, or loaded from another dump, or by a run that mixed dump and
+        API races (`batch:`: which one it was is not known); rows a run took from the API alone are kept."""
+        version = (latest.data_version or "") if latest is not None else None
+        return version is None or version.startswith(("dump:", "batch:")) and version != this_dump
 
     ok = True
     # calendars: the dump's seasons it covers, then (API) the seasons after its data date never loaded
@@ -381,7 +406,8 @@ def history(source: str | None, instance: dg.DagsterInstance, warehouse: Warehou
     api_ok = api
     if api and snapshot.data_date is not None:
         for season in season_order:
-            if int(season) < snapshot.data_date.year or snapshot.covers_season(int(season)) or season in calendars:
+            # the seasons the dump does not cover: after its data date, or missing from it
+            if snapshot.covers_season(int(season)) or season in calendars:
                 continue
             if not _run("season_calendar", season, instance, warehouse, extra_tags):
                 _say(f"history: the API top-up stopped at season {season}'s calendar (see the error above; "
@@ -413,12 +439,7 @@ def history(source: str | None, instance: dg.DagsterInstance, warehouse: Warehou
 
     # lap_features for every race with complete laps and a calendar row whose inputs are newer than it
     wh = warehouse.get()
-    laps = wh.query("SELECT season, round, driver_id FROM raw_laps")
-    with_laps = {race_key(int(s), int(r))
-                 for s, r in laps[["season", "round"]].drop_duplicates().itertuples(index=False)}
-    partial = {race_key(int(s), int(r)) for s, r in races_with_partial_laps(
-        laps, wh.query("SELECT season, round, driver_id, laps FROM raw_results"))} & with_laps
-    complete = with_laps - partial
+    complete, partial = laps_by_coverage(warehouse)
     in_calendar = {race_key(int(r["season"]), int(r["round"])) for _, r in
                    wh.query("SELECT season, round FROM raw_races").iterrows()}
     inputs = {a: latest_materializations(instance, a) for a in FEATURE_INPUTS}

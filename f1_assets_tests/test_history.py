@@ -428,3 +428,24 @@ def test_a_batch_of_partitions_is_written_whole_or_not_at_all(warehouse_url):
     assert stored(wh, races) == {(2022, 1): (60, {90_003}), (2022, 2): (40, {90_000}), (2023, 1): (40, {90_000}),
                                  (2023, 3): (80, {90_003})}
     assert wh.count("raw_laps") == 60 + 40 + 40 + 80
+
+
+def test_an_older_dump_never_replaces_a_newer_one(duckdb_url, small_dump, shared_data, replay_datasets, tmp_path,
+                                                  monkeypatch, capsys):
+    """A dump whose data date is older than the loaded one's is refused (nothing archived or loaded); a bad
+    `--dump` scheme is refused before any run."""
+    older = cut_dump(shared_data / "jolpica-dump" / "jolpica-f1-csv.zip", (1958, 2009), tmp_path / "older.zip")
+    with JolpicaReplayServer(replay_datasets) as server:
+        instance = cli_env(monkeypatch, tmp_path, duckdb_url, server.base_url)
+        assert cli.main(["history", "--dump", str(small_dump), "--no-api"]) == 0
+        capsys.readouterr()
+        loaded = counts_by_season(duckdb_url)
+        assert cli.main(["history", "--dump", str(older), "--no-api"]) == 1
+        err = capsys.readouterr().err
+        assert "is older than the loaded dump's 2023-11-19" in err and "allow_older" in err, err[-2000:]
+        assert counts_by_season(duckdb_url) == loaded
+        record = instance.fetch_materializations(dg.AssetKey("jolpica_dump"), limit=1).records[0]
+        sha = hashlib.sha256(small_dump.read_bytes()).hexdigest()
+        assert record.asset_materialization.metadata["sha256"].value == sha  # the newer dump stays the source
+        assert cli.main(["history", "--dump", "ftp://example.org/dump.zip", "--no-api"]) == 2
+        assert "expected a local path or an http(s) URL" in capsys.readouterr().err

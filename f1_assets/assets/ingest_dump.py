@@ -107,6 +107,8 @@ def verify(file: DumpFile) -> None:
     """DumpError when the bytes differ from what the overview announced (size; hash when it gives one:
     64 hex digits SHA-256, 32 MD5)."""
     size = file.announced.get("file_size")
+    if size not in (None, "") and not str(size).isdigit():
+        raise dumps.DumpError(f"dump {file.source}: the overview's file_size {size!r} is not a number of bytes")
     if size not in (None, "") and int(size) != len(file.data):
         raise dumps.DumpError(f"dump {file.source}: {len(file.data)} bytes, the overview announces {int(size)} "
                               "(a truncated download?)")
@@ -202,6 +204,11 @@ def latest_snapshot(instance: dg.DagsterInstance, blob_store: BlobStoreResource)
 # ------------------------------------------------------------------------- the asset
 
 class DumpConfig(dg.Config):
+    allow_older: bool = Field(
+        default=False,
+        description="Accept a dump whose data date is older than the loaded dump's (it would become the source of "
+        "the races it covers).",
+    )
     source: str | None = Field(
         default=None,
         description=f"URL or local path of a Jolpica CSV dump; default: {settings.JOLPICA_DUMP_URL}, else the "
@@ -227,6 +234,12 @@ def jolpica_dump(context: dg.AssetExecutionContext, config: DumpConfig, jolpica:
         previous = latest_snapshot(context.instance, blob_store)
         unchanged = previous is not None and previous.sha256 == file.sha256
         tables = parsed(file.sha256, file.data, name=file.source)["tables"]
+        newest = dumps.data_date(tables)
+        if (previous is not None and previous.data_date and newest and newest < previous.data_date
+                and not config.allow_older):
+            raise dumps.DumpError(
+                f"dump {file.source}: its data date {newest} is older than the loaded dump's {previous.data_date} "
+                f"({previous.sha256[:12]}); nothing was loaded (config allow_older: true accepts it)")
     except dumps.DumpError as exc:
         raise dg.Failure(description=str(exc), metadata={"source": file.source},
                          allow_retries=False) from exc

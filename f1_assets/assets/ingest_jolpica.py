@@ -334,7 +334,8 @@ def raw_races(
     prefetched = [f for st in staged for f in st.prefetched]
     rejected = {path: why for st in staged for path, why in st.rejected.items()}
     versions = [st.version for st in staged]
-    version = versions[0] if len(set(versions)) == 1 else hashlib.sha256(",".join(versions).encode()).hexdigest()
+    version = versions[0] if len(set(versions)) == 1 else \
+        "batch:" + hashlib.sha256(",".join(versions).encode()).hexdigest()
     yield from checks
     yield versioned_output(df, version, {
         **_fetch_metadata([*fetched, *prefetched], max(seasons) < current_season()),
