@@ -195,10 +195,17 @@ class AuditedExecutor(dg.Executor):
 
 
 def failure_message(event: dg.DagsterEvent) -> str:
-    """A step failure's own description (a dg.Failure's, a ConfigError's), else its error message."""
+    """A step failure's own description (a dg.Failure's, a ConfigError's), else the error the step's code
+    raised: Dagster wraps it ("Error occurred while executing op …"), so the wrapper's causes are followed
+    to the first error that is not Dagster's own."""
     data = event.step_failure_data
     described = data.user_failure_data.description if data and data.user_failure_data else None
-    return described or (data.error.message.strip() if data and data.error else event.message or "")
+    if described or not (data and data.error):
+        return described or event.message or ""
+    error = data.error
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    return error.message.strip()
 
 
 def _audit_safely(log: dg.DagsterLogManager, which: str, write) -> None:

@@ -78,3 +78,22 @@ def test_audit_rows_for_success_and_failure_and_append_only(instance, pg_url, re
     warehouse_from_url(pg_url).apply_schema()
     with psycopg.connect(pg_url) as conn, pytest.raises(psycopg.Error, match="append-only"):
         conn.execute("DELETE FROM pipeline_audit_log")
+
+
+def test_a_failure_message_names_the_error_the_step_raised_not_dagsters_wrapper():
+    """A step that raises a plain exception: Dagster wraps it ("Error occurred while executing op …"); the
+    message the CLI prints and the audit row records is the step's own error."""
+
+    @dg.asset
+    def broken() -> None:
+        int("big")
+
+    @dg.asset
+    def refused() -> None:
+        raise dg.Failure(description="the dump's data date is older", allow_retries=False)
+
+    for asset, expected in ((broken, "ValueError: invalid literal for int() with base 10: 'big'"),
+                            (refused, "the dump's data date is older")):
+        result = dg.materialize([asset], raise_on_error=False)
+        (event,) = result.get_step_failure_events()
+        assert audit.failure_message(event) == expected
