@@ -69,6 +69,9 @@ FEATURE_ASSETS = ("lap_features", "telemetry_features")
 # Inputs a feature asset reads when present and does without otherwise (lap_features without FastF1
 # laps: compound UNKNOWN, stint from the pit-stop log). Their absence must not block automation.
 OPTIONAL_INPUTS = ("fastf1_laps",)
+# The ML layer retrains every Monday 06:00 UTC: four hours after the weekly refresh of unsettled races
+# (schedules.WEEKLY_CRON, 02:00) has started, so the week's corrections are in (the seed: "weekly retraining").
+RETRAIN_CRON = "0 6 * * 1"
 
 
 def eager_with_optional_inputs(optional: tuple[str, ...] = OPTIONAL_INPUTS) -> dg.AutomationCondition:
@@ -85,13 +88,37 @@ def eager_with_optional_inputs(optional: tuple[str, ...] = OPTIONAL_INPUTS) -> d
     )
 
 
+def retraining() -> dg.AutomationCondition:
+    """The ML layer's cadence: weekly (RETRAIN_CRON, after the Monday refresh of unsettled races) and
+    whenever an input is updated (a new race's lap_features), never while an input is being written, and
+    only on inputs whose blocking checks passed.
+
+    Unlike `eager()` it does not wait for missing input partitions: an unpartitioned ML asset reads every
+    `lap_features` partition, and a real history always has races without laps (before 1996), so "all
+    partitions present" never comes. An input whose latest blocking check failed holds the ML layer until
+    the input is mended (Dagster's `all_deps_blocking_checks_passed`: a failed blocking check leaves that
+    partition's previous rows in place, and the ML layer is not rebuilt over a failure).
+    """
+    weekly = dg.AutomationCondition.cron_tick_passed(RETRAIN_CRON, "UTC").with_label(f"weekly ({RETRAIN_CRON} UTC)")
+    updated = dg.AutomationCondition.any_deps_updated().with_label("an input was updated")
+    return (
+        (weekly | updated).since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("retraining: weekly or on new inputs, never over a failed blocking check")
+
+
 def automation_policy(spec: dg.AssetSpec) -> dg.AssetSpec:
-    """Feature (and later ML) assets re-materialize eagerly when their raw inputs change.
+    """Feature assets re-materialize eagerly when their raw inputs change; the ML assets retrain weekly and
+    on new inputs (`retraining`).
 
     Applied to every spec by `dg.map_asset_specs` in definitions.py; raw assets keep no condition
     (they cost upstream requests: the sensors and the schedule request them).
     """
-    if spec.key.to_user_string() in FEATURE_ASSETS or spec.group_name == "ml":
+    if spec.group_name == "ml":
+        return spec.replace_attributes(automation_condition=retraining())
+    if spec.key.to_user_string() in FEATURE_ASSETS:
         return spec.replace_attributes(automation_condition=eager_with_optional_inputs())
     return spec
 
