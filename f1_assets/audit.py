@@ -25,6 +25,7 @@ import datetime as dt
 import functools
 import json
 import os
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
@@ -51,6 +52,7 @@ STARTED, SUCCESS, FAILURE = "started", "success", "failure"
 # set by the f1-assets CLI on its runs: "<host>:<pid>:<process start ticks>" (see cli.py)
 CLI_PROCESS_TAG = "f1/cli_process"
 _REPO = Path(__file__).resolve().parents[1]
+MAX_URIS = 50  # per row and direction: a history run of 400 races reads one table per asset, not 400 URIs
 
 
 class RunRef(NamedTuple):
@@ -87,18 +89,57 @@ def actor_of(run: RunRef | dg.DagsterRun) -> str:
     return f"user:{tags['dagster/user']}" if tags.get("dagster/user") else "manual"
 
 
+class RunIO(NamedTuple):
+    """What a run read and wrote, from its own events."""
+
+    written: dict[str, int]  # rows per asset (`dagster/row_count` of its materializations)
+    outputs: list[str]  # URIs written (`dagster/uri` of the materializations: table or object)
+    inputs: list[str]  # URIs read: inputs loaded by the IO managers, upstream pages fetched (`source_urls`)
+    retries: int  # step retries inside the run, plus the run's own retry number
+
+
+def _uris(value: Any) -> list[str]:
+    value = getattr(value, "value", value)
+    items = value if isinstance(value, list) else [value]
+    return [str(v) for v in items if isinstance(v, str) and ("://" in v or v.startswith("/"))]
+
+
+def _capped(uris: set[str]) -> list[str]:
+    ordered = sorted(uris)
+    if len(ordered) <= MAX_URIS:
+        return ordered
+    return [*ordered[:MAX_URIS], f"... and {len(ordered) - MAX_URIS} more"]
+
+
+def run_io(instance: dg.DagsterInstance, run_id: str, tags: Mapping[str, str] | None = None) -> RunIO:
+    """Rows per asset, output and input URIs and the retry count of a run, from its events.
+
+    `all_logs` is the instance's documented per-run event accessor (no public filter by run id exists
+    on fetch_materializations)."""
+    written: dict[str, int] = {}
+    outputs: set[str] = set()
+    inputs: set[str] = set()
+    retries = int((tags or {}).get("dagster/retry_number", 0) or 0)
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        if event.is_step_up_for_retry:
+            retries += 1
+        elif event.is_step_materialization:
+            mat = entry.asset_materialization
+            count = mat.metadata.get("dagster/row_count")
+            written[mat.asset_key.to_user_string()] = int(count.value) if count is not None else 0
+            outputs.update(_uris(mat.metadata.get("dagster/uri")))
+            inputs.update(_uris(mat.metadata.get("source_urls")))
+        elif event.is_loaded_input:
+            inputs.update(_uris((event.event_specific_data.metadata or {}).get("dagster/uri")))
+    return RunIO(written, _capped(outputs), _capped(inputs), retries)
+
+
 def rows_written(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
     """Rows per asset from the run's materializations (`dagster/row_count`)."""
-    # `all_logs` is the instance's documented per-run event accessor (no public filter by run id exists
-    # on fetch_materializations).
-    out: dict[str, int] = {}
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        mat = entry.asset_materialization
-        if mat is None:
-            continue
-        count = mat.metadata.get("dagster/row_count")
-        out[mat.asset_key.to_user_string()] = int(count.value) if count is not None else 0
-    return out
+    return run_io(instance, run_id).written
 
 
 def partition_of_run(tags: Mapping[str, str]) -> str | None:
@@ -113,8 +154,14 @@ def partition_of_run(tags: Mapping[str, str]) -> str | None:
 
 
 def audit_row(run: RunRef | dg.DagsterRun, event_type: str, status: str, metadata: dict[str, Any],
-              written: dict[str, int] | None = None) -> dict[str, Any]:
-    written = written or {}
+              io: RunIO | None = None) -> dict[str, Any]:
+    """One row. `metadata` holds, besides what the caller gives, the design's task execution detail: the
+    worker's host and process, and for an end row the rows written, the input and output URIs and the
+    retry count (the seed schema's `metadata` JSON: no column was added to the append-only table)."""
+    written = io.written if io else {}
+    detail: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+    if io is not None:
+        detail.update(rows_written=written, outputs=io.outputs, inputs=io.inputs, retry_count=io.retries)
     return {
         "audit_id": str(uuid.uuid4()),
         "timestamp": dt.datetime.now(dt.UTC),
@@ -127,9 +174,9 @@ def audit_row(run: RunRef | dg.DagsterRun, event_type: str, status: str, metadat
         "resource": ",".join(sorted(written)) or None,
         "action": "write" if written else "run",
         "status": status,
-        "metadata": settings.redact(json.dumps({"rows_written": written, **metadata}, default=str)),
+        "metadata": settings.redact(json.dumps({**detail, **metadata}, default=str)),
         "git_commit_sha": git_commit_sha(),
-        "container_image_digest": os.environ.get("DAGSTER_CURRENT_IMAGE"),
+        "container_image_digest": settings.image_digest(),
     }
 
 
@@ -150,8 +197,7 @@ def record_start(warehouse: WarehouseResource, run: RunRef | dg.DagsterRun) -> N
 
 def record_end(warehouse: WarehouseResource, instance: dg.DagsterInstance, run: RunRef | dg.DagsterRun,
                status: str, metadata: dict[str, Any] | None = None) -> None:
-    written = rows_written(instance, run.run_id)
-    write_audit_row(warehouse, audit_row(run, RUN_END, status, metadata or {}, written))
+    write_audit_row(warehouse, audit_row(run, RUN_END, status, metadata or {}, run_io(instance, run.run_id, run.tags)))
 
 
 # ------------------------------------------------------------------------- inside the run

@@ -24,8 +24,11 @@ JOLPICA_DUMP_URL = "F1_JOLPICA_DUMP_URL"
 LIVETIMING_URL = "F1_LIVETIMING_URL"
 FASTF1_SCHEDULE_URL = "F1_FASTF1_SCHEDULE_URL"
 GIT_SHA = "F1_GIT_SHA"
+IMAGE_DIGEST = "F1_IMAGE_DIGEST"
 JOLPICA_HOURLY_BUDGET = "F1_JOLPICA_HOURLY_BUDGET"
 SETTLE_DAYS = "F1_SETTLE_DAYS"
+ALERT_WEBHOOK_URL = "F1_ALERT_WEBHOOK_URL"
+DAGSTER_UI_URL = "F1_DAGSTER_UI_URL"
 
 DEFAULT_JOLPICA_URL = "https://api.jolpi.ca/ergast/f1/"
 DEFAULT_LIVETIMING_URL = "https://livetiming.formula1.com/"
@@ -33,6 +36,7 @@ DEFAULT_LIVETIMING_URL = "https://livetiming.formula1.com/"
 DEFAULT_FASTF1_SCHEDULE_URL = "https://raw.githubusercontent.com/theOehrly/f1schedule/master/"
 DEFAULT_HOURLY_BUDGET = 200
 DEFAULT_SETTLE_DAYS = 14
+DEFAULT_DAGSTER_UI_URL = "http://127.0.0.1:3000"  # `dagster dev`'s own address: alert run links point here
 
 
 class ConfigError(dg.Failure, ValueError):
@@ -168,6 +172,25 @@ def jolpica_dump_url() -> str | None:
     return value or None
 
 
+def alert_webhook_url() -> str | None:
+    """Where alerts are posted (a Slack-compatible incoming webhook); unset: alerts are only logged.
+    A Slack webhook's path is its secret: `alerts.notify` never prints it."""
+    value = _get(ALERT_WEBHOOK_URL)
+    if not value:
+        return None
+    try:
+        return http_url(ALERT_WEBHOOK_URL, value)
+    except ConfigError:  # http_url quotes the value; this one is a secret whole, so it is not quoted
+        raise ConfigError(f"{ALERT_WEBHOOK_URL} is not an http(s) URL: expected http(s)://host/… "
+                          "(the value is not shown: a webhook URL is a secret)") from None
+
+
+def dagster_ui_url() -> str:
+    """The Dagster UI's base URL, for the run links in alerts (no trailing slash)."""
+    value = _get(DAGSTER_UI_URL)
+    return (http_url(DAGSTER_UI_URL, value) if value else DEFAULT_DAGSTER_UI_URL).rstrip("/")
+
+
 def livetiming_url() -> str:
     value = _get(LIVETIMING_URL)
     return http_url(LIVETIMING_URL, value) if value else DEFAULT_LIVETIMING_URL
@@ -182,6 +205,19 @@ def fastf1_schedule_url() -> str:
 def git_sha() -> str | None:
     """The deployed commit, for images built without .git (the audit log records it)."""
     return _get(GIT_SHA)
+
+
+def image_digest() -> str | None:
+    """The container image the run executes in, for the audit log: F1_IMAGE_DIGEST (the deploy sets it to
+    the image's `sha256:` digest), else the digest in DAGSTER_CURRENT_IMAGE (which the K8sRunLauncher sets
+    to the image a run is launched with: `repo/f1-assets@sha256:...` when deployed by digest), else that
+    image reference as it is (a tag), else None (not in a container)."""
+    if _get(IMAGE_DIGEST):
+        return _get(IMAGE_DIGEST)
+    image = os.environ.get("DAGSTER_CURRENT_IMAGE") or None
+    if image and "@" in image:
+        return image.rsplit("@", 1)[1]
+    return image
 
 
 def _int(name: str, default: int, minimum: int, maximum: int) -> int:

@@ -2,6 +2,7 @@
 once per run whoever else wrote them; the database itself refuses UPDATE, DELETE and TRUNCATE."""
 
 import json
+import socket
 
 import dagster as dg
 import psycopg
@@ -40,7 +41,8 @@ def _audit(instance, result, warehouse_url):
         audit.audit_run_failed(end)
 
 
-def test_audit_rows_for_success_and_failure_and_append_only(instance, pg_url, replay_server, tmp_path):
+def test_audit_rows_for_success_and_failure_and_append_only(instance, pg_url, replay_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_CURRENT_IMAGE", "europe-docker.pkg.dev/p/f1/f1-assets@sha256:" + "ab" * 32)
     res = resources(pg_url, str(tmp_path / "blobs"), replay_server.base_url)
     instance.add_dynamic_partitions("races", ["2023-01"])
     # failure: lap_features needs the race calendar, which is not materialized yet
@@ -57,7 +59,7 @@ def test_audit_rows_for_success_and_failure_and_append_only(instance, pg_url, re
 
     rows = warehouse_from_url(pg_url).query(
         "SELECT dag_run_id, partition_key, event_type, status, action, actor, metadata::text AS metadata, "
-        "git_commit_sha FROM pipeline_audit_log ORDER BY timestamp")
+        "git_commit_sha, container_image_digest FROM pipeline_audit_log ORDER BY timestamp")
     assert rows[["event_type", "status"]].values.tolist() == [
         ["run_start", "started"], ["run_end", "failure"], ["run_start", "started"], ["run_end", "success"]]
     assert rows["dag_run_id"].tolist() == [failed.run_id] * 2 + [ok.run_id] * 2
@@ -67,6 +69,15 @@ def test_audit_rows_for_success_and_failure_and_append_only(instance, pg_url, re
     assert "raw_races" in failure["error"] or failure["failed_steps"] == ["lap_features"]
     assert success["rows_written"] == {"raw_results": 20, "raw_qualifying": 20, "raw_sprint_results": 0,
                                        "raw_laps": 1055, "raw_pit_stops": 50, "lap_features": 1055}
+    # the design's task execution detail: image digest, host, input and output URIs, retries
+    assert set(rows["container_image_digest"]) == {"sha256:" + "ab" * 32}
+    assert success["host"] == socket.gethostname() and success["retry_count"] == 0
+    pg = pg_url.split("?")[0]
+    assert {u.split("?")[0].split("#")[0] for u in success["outputs"]} == {pg}
+    assert {u.split("#")[1] for u in success["outputs"]} == set(success["rows_written"])
+    tables_read = {u.split("#")[1] for u in success["inputs"] if "#" in u}
+    assert {"raw_results", "raw_laps", "raw_pit_stops"} <= tables_read  # lap_features' inputs
+    assert any(u.startswith(replay_server.base_url) for u in success["inputs"])  # the upstream pages
 
     for statement in ("UPDATE pipeline_audit_log SET status = 'success'", "DELETE FROM pipeline_audit_log",
                       "TRUNCATE pipeline_audit_log"):
@@ -97,3 +108,21 @@ def test_a_failure_message_names_the_error_the_step_raised_not_dagsters_wrapper(
         result = dg.materialize([asset], raise_on_error=False)
         (event,) = result.get_step_failure_events()
         assert audit.failure_message(event) == expected
+
+
+def test_run_io_counts_step_retries(instance):
+    """A step that fails once and succeeds on its retry: the audit's retry count is 1."""
+    attempts = []
+
+    @dg.asset(retry_policy=dg.RetryPolicy(max_retries=2))
+    def flaky() -> int:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("transient")
+        return 1
+
+    result = dg.materialize([flaky], instance=instance)
+    assert result.success and len(attempts) == 2
+    assert audit.run_io(instance, result.run_id).retries == 1
+    tags = {"dagster/retry_number": "2"}  # the run itself is the second retry of a failed run
+    assert audit.run_io(instance, result.run_id, tags).retries == 3

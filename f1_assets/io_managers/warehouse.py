@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 import pandas as pd
 
+from f1_assets import settings
 from f1_assets.partitions import parse_race_key, parse_season
 from f1_assets.resources.storage import WarehouseResource
 from f1_assets.storage.warehouse import FrameMismatch, ShrinkRefused
@@ -93,6 +94,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             "dagster/row_count": written,
             "dagster/column_schema": declared.table_schema(),
             "dagster/table_name": f"{wh.kind}.{declared.name}",
+            "dagster/uri": table_uri(self.warehouse, declared.name),
             "allow_shrink": shrink,
         }
         if len(keys) > 1:  # one materialization per partition, each with the batch's metadata
@@ -101,7 +103,14 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         keys = context.asset_partition_keys if context.has_asset_partitions else [None]
-        return _read(self.warehouse, table_of(context.asset_key), keys)
+        declared = table_of(context.asset_key)
+        context.add_input_metadata({"dagster/uri": table_uri(self.warehouse, declared.name)})  # the audit's inputs
+        return _read(self.warehouse, declared, keys)
+
+
+def table_uri(warehouse: WarehouseResource, name: str) -> str:
+    """Where a table lives: the warehouse's URL (its password masked) and `#<table>`."""
+    return settings.redact_url(f"{warehouse.effective_url()}#{name}")
 
 
 def _output_keys(context: dg.OutputContext) -> list[str | None]:
