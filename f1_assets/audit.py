@@ -137,11 +137,6 @@ def run_io(instance: dg.DagsterInstance, run_id: str, tags: Mapping[str, str] | 
     return RunIO(written, _capped(outputs), _capped(inputs), retries)
 
 
-def rows_written(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
-    """Rows per asset from the run's materializations (`dagster/row_count`)."""
-    return run_io(instance, run_id).written
-
-
 def partition_of_run(tags: Mapping[str, str]) -> str | None:
     """The run's partition: its key, or `first...last` for a run over a range of partitions (a backfill's
     batch, `f1-assets season`/`history`)."""
