@@ -86,7 +86,8 @@ def check_settings() -> WarehouseResource:
     """Every setting a run reads, checked before any run starts (ConfigError names the variable);
     the warehouse the audit rows go to."""
     for read in (settings.jolpica_url, settings.jolpica_dump_url, settings.livetiming_url,
-                 settings.fastf1_schedule_url, settings.jolpica_hourly_budget, settings.settle_days):
+                 settings.fastf1_schedule_url, settings.jolpica_hourly_budget, settings.settle_days,
+                 settings.alert_webhook_url, settings.dagster_ui_url):
         read()
     BlobStoreResource().get()
     warehouse = WarehouseResource()

@@ -17,8 +17,9 @@ import warnings
 
 import dagster as dg
 
-from f1_assets import audit, catalog, schedules, sensors
+from f1_assets import alerts, audit, catalog, freshness, schedules, sensors
 from f1_assets.assets import features, ingest_dump, ingest_fastf1, ingest_jolpica, ml
+from f1_assets.checks import rules
 from f1_assets.io_managers import ParquetIOManager, WarehouseIOManager
 from f1_assets.resources.fastf1 import FastF1Resource
 from f1_assets.resources.jolpica import JolpicaResource
@@ -71,7 +72,9 @@ race_pipeline_job = dg.define_asset_job(
     "race_pipeline",
     selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS, *ingest_fastf1.ASSETS, *features.ASSETS),
     description="Everything per race: the main job. Backfill a season with the range 2023-01...2023-22.",
-    tags={"dagster/max_runtime": 3600},  # a race at a 200/h budget needs ~20 requests; FastF1 minutes
+    # a race at a 200/h budget needs ~20 requests; FastF1 minutes. The SLA alert (alerts.py) warns at 45 min,
+    # before run monitoring kills the run at 1 h (its FastF1 assets alone would give it the 6 h SLA).
+    tags={"dagster/max_runtime": 3600, "f1/sla_seconds": 2700},
 )
 
 jolpica_dump_job = dg.define_asset_job(
@@ -87,7 +90,7 @@ race_tables_job = dg.define_asset_job(
     description="The Jolpica race tables and lap_features for a range of races in one run (each asset handles "
     "every race of the range in one step and writes them in one transaction): what `f1-assets history` and "
     "`f1-assets season` run; backfills of these assets run the same way (a season per run).",
-    tags={"dagster/max_runtime": 4 * 3600},
+    tags={"dagster/max_runtime": 4 * 3600, "f1/sla_seconds": 4 * 3600},  # a history run of 400 races may take hours
 )
 
 ASSET_MODULES = (ingest_dump, ingest_jolpica, ingest_fastf1, features, ml)
@@ -99,9 +102,10 @@ def build_definitions(storage: catalog.Storage | None = None) -> dg.Definitions:
     return dg.Definitions(
         # automation policy: features (and ML) AutomationCondition.eager(); see sensors.automation_policy
         assets=dg.map_asset_specs(sensors.automation_policy, assets),
-        asset_checks=[*features.CHECKS, *ml.CHECKS],
+        # + Dagster's column-schema-change checks (WARN) on every table asset (schema drift)
+        asset_checks=[*features.CHECKS, *ml.CHECKS, *freshness.CHECKS, *rules.schema_drift_checks(assets)],
         jobs=[season_calendar_job, race_pipeline_job, jolpica_dump_job, race_tables_job],
-        sensors=sensors.SENSORS,
+        sensors=[*sensors.SENSORS, *freshness.SENSORS, *alerts.SENSORS],
         schedules=schedules.SCHEDULES,
         resources=build_resources(),
         executor=audit.audited_executor,

@@ -112,7 +112,7 @@ def test_materialize_baku(backend, recorded_upstreams, shared_cache, shared_data
     assert not live.passed and live.severity == dg.AssetCheckSeverity.ERROR
     assert live.metadata["missing_streams"].value == "CarData.z, Position.z"
     assert all(e.passed for k, e in checks.items() if k != ("raw_telemetry", "live_timing_available"))
-    assert len(checks) == 10
+    assert len(checks) == 16  # 10 rules + quality_score, column_schema_change and fresh_after_race on both assets
 
     # a re-run leaves the same rows
     again = materialize(ASSETS[:1], fastf1_resource(recorded_upstreams, shared_cache), url, tmp_path / "blobs")
@@ -204,4 +204,5 @@ def test_raw_telemetry_with_generated_data(tmp_path, shared_data):
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"throttle_range": True, "speed_range": True, "gear_range": True,
                       "lap_numbers_within_race": True, "completeness": True, "drivers_in_results": True,
-                      "live_timing_available": True}
+                      "live_timing_available": True, "quality_score": True, "column_schema_change": True,
+                      "fresh_after_race": True}

@@ -491,7 +491,9 @@ def test_assets_materialize(bahrain: dict[str, pd.DataFrame], features: pd.DataF
                              resources=resources, instance=instance)
         assert result.success
         evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
-        assert len(evals) == len(LAP_FEATURES) + len(TELEMETRY_FEATURES)
+        # the rules of both families, plus each asset's quality score, schema drift and freshness checks
+        assert set(evals) == {*LAP_FEATURES, *TELEMETRY_FEATURES, "quality_score", "column_schema_change",
+                              "fresh_after_race"}
         assert not evals["pit_stops_per_result"].passed and evals["fuel_range"].passed
         mats = {m.asset_key.path[-1]: m for m in result.get_asset_materialization_events()}
         meta = mats["lap_features"].materialization.metadata
@@ -532,7 +534,7 @@ def test_a_failing_error_rule_blocks_and_keeps_the_stored_rows(bahrain: dict[str
         pass
 
     assert [s.blocking for s in lap_features.check_specs] == [
-        r.severity == "ERROR" for r in LAP_FEATURES.values()]
+        r.severity == "ERROR" for r in LAP_FEATURES.values()] + [False]  # + quality_score (WARN)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("races", ["2023-01"])
         assert materialize([lap_features, downstream], extra_assets=[downstream], partition_key="2023-01",

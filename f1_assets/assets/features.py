@@ -15,6 +15,8 @@ the rule and its failing keys (`f1_assets.checks.rules.gate`), so nothing downst
   telemetry Parquet it does not materialize (an observation says why, the run goes on, downstream
   steps are skipped); a race before 2018, or one FastF1 has no session for, materializes empty with
   the reason.
+Both also evaluate their quality score (`rules.quality_check`, WARN, never blocking) on the frame they
+write and record it in the materialization metadata (`quality_score`, null counts per field).
 `definitions.py` imports `ASSETS` and `CHECKS` from here.
 """
 
@@ -36,10 +38,12 @@ from f1_assets.tables import table
 from f1_assets.transforms import plots
 from f1_assets.transforms.features import build_lap_features, build_telemetry_features
 from f1_assets.transforms.jolpica import by_race
+from f1_assets.transforms.quality import quality_report
 from f1_assets.transforms.telemetry import empty_telemetry
 
-LAP_CHECK_SPECS = rules.specs("lap_features", LAP_FEATURES.values())
-TELEMETRY_CHECK_SPECS = rules.specs("telemetry_features", TELEMETRY_FEATURES.values())
+LAP_CHECK_SPECS = [*rules.specs("lap_features", LAP_FEATURES.values()), rules.quality_spec("lap_features")]
+TELEMETRY_CHECK_SPECS = [*rules.specs("telemetry_features", TELEMETRY_FEATURES.values()),
+                         rules.quality_spec("telemetry_features")]
 
 
 @batched_asset(
@@ -63,7 +67,7 @@ def lap_features(
     inputs = {name: by_race(frame) for name, frame in
               (("results", raw_results), ("laps", raw_laps), ("pit_stops", raw_pit_stops), ("fastf1", fastf1_laps))}
     empty = {"results": raw_results.iloc[0:0], "laps": raw_laps.iloc[0:0], "pit_stops": raw_pit_stops.iloc[0:0]}
-    frames, outcomes, with_fastf1 = [], {}, 0
+    frames, outcomes, reports, with_fastf1 = [], {}, [], 0
     for key in keys:
         races = calendar[(calendar["season"] == key.season) & (calendar["round"] == key.round)].reset_index(drop=True)
         if races.empty:
@@ -74,10 +78,11 @@ def lap_features(
         frame = build_lap_features(races.iloc[0], part["results"], part["laps"], part["pit_stops"], fastf1)
         outcomes[key.key] = lap_feature_checks(frame, part["results"], part["pit_stops"], races,
                                                has_fastf1=fastf1 is not None)
+        reports.append(quality_report(frame, table("lap_features"), key.season, key.key))
         frames.append(frame)
         with_fastf1 += fastf1 is not None
     what = keys[0].key if len(keys) == 1 else f"{keys[0].key}…{keys[-1].key} ({len(keys)} races)"
-    checks = rules.results("lap_features", rules.merge(outcomes))
+    checks = [*rules.results("lap_features", rules.merge(outcomes)), rules.quality_check("lap_features", reports)]
     yield from gate(checks, LAP_CHECK_SPECS, f"lap_features for race {what}",
                     (lambda: stored_rows(warehouse, "lap_features", context.partition_key)) if len(keys) == 1
                     else f"the rows of all {len(keys)} races")
@@ -89,6 +94,7 @@ def lap_features(
         "has_fastf1": with_fastf1 == len(keys) if len(keys) == 1 else with_fastf1,
         "fastf1_rows": len(fastf1_laps),
         "outlier_rows": int(frame["is_outlier"].sum()) if len(frame) else 0,
+        **rules.quality_metadata(reports),
     }
     if len(keys) == 1 and len(frame):
         metadata["lap_time_distribution"] = dg.MetadataValue.md(plots.png_markdown(
@@ -134,9 +140,10 @@ def telemetry_features(
     key = parse_race_key(context.partition_key)
     if dg.AssetKey("telemetry_features") not in context.selected_asset_keys:  # only checks: on the stored rows
         stored = read_table(warehouse, "telemetry_features", context.partition_key)
-        outcomes = {o.name: o for o in telemetry_feature_checks(stored)}
-        yield from (outcomes[c.name].result("telemetry_features") for c in TELEMETRY_CHECK_SPECS
-                    if c.key in context.selected_asset_check_keys)
+        outcomes = {o.name: o.result("telemetry_features") for o in telemetry_feature_checks(stored)}
+        outcomes[rules.QUALITY.name] = rules.quality_check("telemetry_features", [quality_report(
+            stored, table("telemetry_features"), key.season, context.partition_key)])
+        yield from (outcomes[c.name] for c in TELEMETRY_CHECK_SPECS if c.key in context.selected_asset_check_keys)
         return
     reason = None
     if raw_telemetry is None:
@@ -152,7 +159,9 @@ def telemetry_features(
                   f"no FastF1 telemetry before {FIRST_FASTF1_SEASON}") + ": materialized empty"
     telemetry = empty_telemetry() if raw_telemetry is None else raw_telemetry
     frame = build_telemetry_features(telemetry, season=key.season, rnd=key.round)
-    checks = rules.results("telemetry_features", telemetry_feature_checks(frame))
+    quality = [quality_report(frame, table("telemetry_features"), key.season, context.partition_key)]
+    checks = [*rules.results("telemetry_features", telemetry_feature_checks(frame)),
+              rules.quality_check("telemetry_features", quality)]
     yield from gate(checks, TELEMETRY_CHECK_SPECS, f"telemetry_features for race {key.key}",
                     lambda: stored_rows(warehouse, "telemetry_features", context.partition_key))
     if reason:
@@ -163,6 +172,7 @@ def telemetry_features(
     }
     if reason:
         metadata["empty_reason"] = reason
+    metadata.update(rules.quality_metadata(quality))
     yield from checks
     yield dg.Output(frame, output_name="telemetry_features", metadata=metadata)
 

@@ -19,7 +19,8 @@ fewer rows) the step fails with a message naming both and writes nothing, unless
 tag `f1/allow_shrink=true`. Malformed live-timing lines fail the step the same way. The ERROR rules on
 the rows themselves are blocking checks, evaluated before writing (`f1_assets.assets.metadata.reject`).
 The rules are `f1_assets.checks.rules.FASTF1_LAPS` and `RAW_TELEMETRY`, declared with `check_specs` and
-reported by the step, so `CHECKS` is empty; definitions import `ASSETS` and `CHECKS` from here.
+reported by the step, so `CHECKS` is empty; definitions import `ASSETS` and `CHECKS` from here. Both
+assets also report their quality score (`rules.quality_check`, WARN) and record it in their metadata.
 """
 
 from collections.abc import Iterable, Iterator
@@ -47,6 +48,7 @@ from f1_assets.resources.fastf1 import (
 from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.tables import table
 from f1_assets.transforms.fastf1_laps import empty_rows, laps_to_rows, stints_by_driver
+from f1_assets.transforms.quality import quality_report
 from f1_assets.transforms.telemetry import (
     TelemetryStats,
     completeness_by_driver,
@@ -141,7 +143,7 @@ def _refusal(what: str, race: RaceKey, reason: str, stored: str) -> str:
 
 # ------------------------------------------------------------------------------------ fastf1_laps
 
-LAPS_CHECK_SPECS = rules.specs("fastf1_laps", FASTF1_LAPS.values())
+LAPS_CHECK_SPECS = [*rules.specs("fastf1_laps", FASTF1_LAPS.values()), rules.quality_spec("fastf1_laps")]
 
 
 def _fastf1_asset(description: str, check_specs: list[dg.AssetCheckSpec], **kwargs: Any):
@@ -160,7 +162,9 @@ def fastf1_laps(context: dg.AssetExecutionContext, fastf1: FastF1Resource, wareh
     live = LiveTiming.of(outcome, None)
     rows = _lap_rows(outcome, raw_results) if isinstance(outcome, LoadedRace) else empty_rows()
     total_laps = outcome.total_laps if isinstance(outcome, LoadedRace) else None
-    checks = [*laps_checks(rows, raw_results, total_laps), live.check("fastf1_laps")]
+    quality = [quality_report(rows, table("fastf1_laps"), race.season, race.key)]
+    checks = [*laps_checks(rows, raw_results, total_laps), live.check("fastf1_laps"),
+              rules.quality_check("fastf1_laps", quality)]
 
     stored = stored_rows(warehouse, "fastf1_laps", context.partition_key)
     kept = f"{stored} rows" if stored else "nothing"
@@ -173,7 +177,8 @@ def fastf1_laps(context: dg.AssetExecutionContext, fastf1: FastF1Resource, wareh
     if not len(rows):
         reason = live.reason if live.state != "complete" else "FastF1 returned no laps"
     yield from checks
-    yield dg.Output(rows, metadata=_laps_metadata(race, rows, live, reason=reason))
+    yield dg.Output(rows, metadata={**_laps_metadata(race, rows, live, reason=reason),
+                                    **rules.quality_metadata(quality)})
 
 
 def _lap_rows(loaded: LoadedRace, results: pd.DataFrame) -> pd.DataFrame:
@@ -224,7 +229,7 @@ def laps_checks(rows: pd.DataFrame, results: pd.DataFrame, fastf1_total_laps: An
 
 # ---------------------------------------------------------------------------------- raw_telemetry
 
-TELEMETRY_CHECK_SPECS = rules.specs("raw_telemetry", RAW_TELEMETRY.values())
+TELEMETRY_CHECK_SPECS = [*rules.specs("raw_telemetry", RAW_TELEMETRY.values()), rules.quality_spec("raw_telemetry")]
 NO_TELEMETRY = TelemetryStats(0, 0, 0, 0, 0)
 
 
@@ -247,7 +252,9 @@ def raw_telemetry(context: dg.AssetExecutionContext, fastf1: FastF1Resource, blo
         laps = outcome.laps
         frame, stats = merge_race_telemetry(outcome.car_data, outcome.pos_data, laps, codes)
         race_laps = int(laps["LapNumber"].max()) if len(laps) else outcome.total_laps
-    checks = [*telemetry_checks(frame, raw_results, race_laps), live.check("raw_telemetry")]
+    quality = [quality_report(frame, table("raw_telemetry"), race.season, race.key)]
+    checks = [*telemetry_checks(frame, raw_results, race_laps), live.check("raw_telemetry"),
+              rules.quality_check("raw_telemetry", quality)]
 
     url = stored_object(blob_store, TELEMETRY_PREFIX, context.partition_key)
     stored = f"telemetry Parquet {url}" if url else "nothing"
@@ -260,7 +267,10 @@ def raw_telemetry(context: dg.AssetExecutionContext, fastf1: FastF1Resource, blo
         reason = live.reason if live.state != "complete" else "FastF1 returned no car telemetry"
     metadata: dict[str, Any] = {"race": race.key, "rows": stats.rows, "drivers": stats.drivers,
                                 "samples": stats.samples, "interpolated": stats.interpolated,
-                                "gap_samples": stats.gap_samples, **live.metadata()}
+                                "gap_samples": stats.gap_samples, **live.metadata(),
+                                # the Parquet IO manager does not report it: the schema-drift check reads it here
+                                "dagster/column_schema": table("raw_telemetry").table_schema(),
+                                **rules.quality_metadata(quality)}
     if reason:
         metadata["empty_reason"] = reason
     yield from checks

@@ -2,8 +2,9 @@
 and pit stops — typed tables in the warehouse, every upstream page in the raw archive.
 
 Each asset fetches and validates its pages (totals agree, rows = total, pandera), evaluates its rules
-(`f1_assets.checks.rules.RAW`) on the frame and only then returns it: the warehouse IO manager writes
-the partition; the accepted pages are archived after that write.
+(`f1_assets.checks.rules.RAW`) and its quality score (`rules.quality_check`, WARN; the score also goes
+into the materialization metadata) on the frame and only then returns it: the warehouse IO manager
+writes the partition; the accepted pages are archived after that write.
 
 Data provided by Jolpica/Ergast. Loaded by `f1_assets.definitions`.
 """
@@ -50,6 +51,7 @@ from f1_assets.resources.rate_budget import RateBudgetExhausted
 from f1_assets.resources.storage import WarehouseResource
 from f1_assets.tables import table
 from f1_assets.transforms import jolpica as parse
+from f1_assets.transforms.quality import quality_report
 
 GROUP = "ingest_jolpica"
 KINDS = {"python", "pandas", "sql"}
@@ -303,7 +305,7 @@ def _stage_season(season: int, config: CalendarConfig, client: JolpicaClient, jo
     description="Season schedule (raw races). Registers the `races` partitions of races that have run, "
     "in chronological order. From the Jolpica dump for seasons it covers, else the API. "
     "Data provided by Jolpica/Ergast.",
-    check_specs=[RAW["row_count_matches_upstream"].spec("raw_races")],
+    check_specs=[RAW["row_count_matches_upstream"].spec("raw_races"), rules.quality_spec("raw_races")],
 )
 def raw_races(
     context: dg.AssetExecutionContext, config: CalendarConfig, jolpica: JolpicaResource,
@@ -326,6 +328,8 @@ def raw_races(
         yield from reject(checks, f"raw_races {bad[0].season}: the schedule has {len(bad[0].df)} races "
                           f"({bad[0].source}); nothing was written, the {stored} stored rows are kept")
 
+    reports = [quality_report(st.df, table("raw_races"), st.season, str(st.season)) for st in staged]
+    checks.append(rules.quality_check("raw_races", reports))
     df = pd.concat([st.df for st in staged], ignore_index=True)
     keys = parse.races_run(df, dt.datetime.now(dt.UTC))
     existing = set(context.instance.get_dynamic_partitions(races_partitions.name))
@@ -348,6 +352,7 @@ def raw_races(
         "partitions_added": dg.MetadataValue.json(new_keys),
         "race_rows": dg.MetadataValue.json(race_row_hashes(df)),
         **({"seasons_in_run": len(seasons)} if len(seasons) > 1 else {}),
+        **rules.quality_metadata(reports),
     })
     # after the IO manager wrote the seasons' rows: archive the pages, then register the races
     for f in fetched:
@@ -571,6 +576,9 @@ def land(
     spec = staged[0].spec
     asset = spec.asset
     checks = rules.results(asset, rules.merge({s.key: evaluate(s) for s in staged}))
+    # the quality of each race's frame about to be written (WARN only: never blocks)
+    reports = [quality_report(s.df, table(spec.table), s.info.key.season, s.key) for s in staged]
+    checks.append(rules.quality_check(asset, reports))
     rows = sum(len(s.df) for s in staged)
     stored: Callable[[], int | str] = (
         (lambda: stored_rows(batch.warehouse, spec.table, staged[0].key)) if len(staged) == 1
@@ -586,7 +594,8 @@ def land(
     yield from checks
     frames = [s.df for s in staged if len(s.df)]
     frame = pd.concat(frames, ignore_index=True) if frames else staged[0].df
-    yield versioned_output(frame, _batch_version(staged), batch_metadata(staged, batch.client.stats.requests))
+    yield versioned_output(frame, _batch_version(staged), {**batch_metadata(staged, batch.client.stats.requests),
+                                                           **rules.quality_metadata(reports)})
     for s in staged:  # resumed after the IO manager wrote the rows
         if s.fetched is not None:
             _archive(context, s.client, s.fetched)
@@ -644,7 +653,8 @@ CHECK_SPECS: dict[str, list[dg.AssetCheckSpec]] = {}
 
 
 def _spec_checks(asset: str, *names: str) -> list[dg.AssetCheckSpec]:
-    specs = rules.specs(asset, [RAW[n] for n in ("row_count_matches_upstream", "has_rows", *names)])
+    specs = [*rules.specs(asset, [RAW[n] for n in ("row_count_matches_upstream", "has_rows", *names)]),
+             rules.quality_spec(asset)]
     CHECK_SPECS[asset] = specs
     return specs
 

@@ -7,17 +7,25 @@ never block; `live_timing_available` is an ERROR that deliberately does not bloc
 must not stop `lap_features`, whose FastF1 columns are optional). The assets evaluate their rules
 on the frame *before* returning it to the IO manager: when a blocking rule fails, `reject` reports
 the checks and fails the step — nothing is written, the stored version stays, downstream is skipped.
+
+Every table asset also evaluates `quality_score` (WARN, never blocking) on the same frame and records
+the score as materialization metadata (`quality_check`, `quality_metadata`; the score itself is
+`f1_assets.transforms.quality`). `schema_drift_checks` adds Dagster's column-schema-change checks on
+every table asset (`definitions.py` registers them).
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import tomllib
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+
+from f1_assets.transforms.quality import THRESHOLD, QualityReport, summarise
 
 SEVERITY = {"ERROR": dg.AssetCheckSeverity.ERROR, "WARN": dg.AssetCheckSeverity.WARN}
 COMPLETENESS_MIN = 0.95  # the design's completeness threshold, for every table that judges it
@@ -181,3 +189,82 @@ RAW_TELEMETRY = _SETS["raw_telemetry"]
 LAP_FEATURES = _SETS["lap_features"]
 TELEMETRY_FEATURES = _SETS["telemetry_features"]
 SPLITS = _SETS["splits"]
+QUALITY = ALL["quality_score"]
+
+
+# ------------------------------------------------------------------------------- quality score
+
+def quality_outcome(report: QualityReport) -> CheckOutcome:
+    """`quality_score` of one partition: passes at >= 95 with the score; below, WARN naming the columns
+    (and the outlier share) that pull it down."""
+    pulled = report.pulled_down_by()
+    metadata: dict[str, Any] = {
+        "quality_score": dg.MetadataValue.float(report.score), "threshold": 100 * THRESHOLD, "rows": report.rows,
+        "expected_columns": len(report.expected), "outlier_share": round(report.outlier_share, 4),
+        "failing_keys": pulled[:MAX_KEYS],
+    }
+    if report.low_columns:
+        metadata["completeness_below_95"] = report.low_columns
+    if report.passed:
+        return QUALITY.outcome(True, metadata, f"quality score {report.score:g} >= {100 * THRESHOLD:g}")
+    return QUALITY.outcome(False, {**metadata, "reason": ", ".join(pulled)},
+                           f"quality score {report.score:g} < {100 * THRESHOLD:g}: pulled down by {', '.join(pulled)}")
+
+
+def quality_check(asset: str, reports: Sequence[QualityReport]) -> dg.AssetCheckResult:
+    """The `quality_score` result of a run: one partition's, or for a batch the minimum score, the
+    partitions below 95 and the worst partitions (at most `quality.WORST_PARTITIONS`)."""
+    if len(reports) == 1:
+        return quality_outcome(reports[0]).result(asset)
+    batch = summarise(reports)
+    passed = batch.below == 0
+    what = (f"batch minimum quality score {batch.score:g} over {batch.partitions} partitions"
+            + ("" if passed else f"; {batch.below} below {100 * THRESHOLD:g}, worst: {batch.worst[0]}"))
+    return QUALITY.outcome(passed, {
+        "quality_score": dg.MetadataValue.float(batch.score), "threshold": 100 * THRESHOLD,
+        "partitions": batch.partitions, "failing_partitions": batch.below, "rows": batch.rows,
+        "worst_partitions": batch.worst, "failing_keys": [w.split(" ")[0] for w in batch.worst if ":" in w],
+    }, what).result(asset)
+
+
+def quality_metadata(reports: Sequence[QualityReport]) -> dict[str, Any]:
+    """Materialization metadata of a run's quality: `quality_score` (a float, plotted by Dagster over
+    time), the expected columns below 95 %, null counts per field; for a batch (whose metadata Dagster
+    repeats on every partition) the minimum score, the partitions below 95 and the worst ones, and the
+    null counts summed over the batch."""
+    if len(reports) == 1:
+        r = reports[0]
+        metadata: dict[str, Any] = {
+            "quality_score": dg.MetadataValue.float(r.score),
+            "completeness_below_95": dg.MetadataValue.json(r.low_columns),
+            "null_counts": dg.MetadataValue.json(r.null_counts),
+            "outlier_share": dg.MetadataValue.float(round(r.outlier_share, 4)),
+        }
+        if r.is_outlier_share is not None:
+            metadata["is_outlier_share"] = dg.MetadataValue.float(r.is_outlier_share)
+        return metadata
+    batch = summarise(reports)
+    return {
+        "quality_score": dg.MetadataValue.float(batch.score),
+        "quality_partitions_below_95": batch.below,
+        "quality_worst_partitions": dg.MetadataValue.json(batch.worst),
+        "null_counts": dg.MetadataValue.json(batch.null_counts),
+    }
+
+
+def quality_spec(asset: str) -> dg.AssetCheckSpec:
+    return QUALITY.spec(asset)
+
+
+# ------------------------------------------------------------------------------- schema drift
+
+def schema_drift_checks(assets: Iterable[dg.AssetsDefinition | dg.AssetSpec]) -> list[dg.AssetChecksDefinition]:
+    """Dagster's column-schema-change checks (WARN) on every table asset: those whose definition declares
+    `dagster/column_schema` (their materializations report it too). The check compares an asset's two
+    latest materializations, whatever their partitions. `build_column_schema_change_checks` is beta in
+    Dagster 1.13: its BetaWarning is silenced here, and only here."""
+    keys = sorted({spec.key for a in assets for spec in (a.specs if isinstance(a, dg.AssetsDefinition) else [a])
+                   if "dagster/column_schema" in (spec.metadata or {})}, key=lambda k: k.to_user_string())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return list(dg.build_column_schema_change_checks(assets=keys, severity=dg.AssetCheckSeverity.WARN))

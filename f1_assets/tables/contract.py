@@ -15,6 +15,11 @@ pandas dtype rule (a column's `dtype` overrides it):
 - timestamptz: "datetime64[ns, UTC]";
 - timestamp (naive, e.g. FastF1's UTC `Date`): "datetime64[ns]"; interval: "timedelta64[ns]". These two
   have no SQL type here: only a Parquet table holds them (a warehouse table declaring one is refused).
+
+`expected` (nullable columns only; read by the quality score, `f1_assets.transforms.quality`): whether a
+partition's rows are expected to fill the column (>= 95 % non-NULL). Absent: always. `{since: YYYY}`:
+from that season on (upstream publishes it only since then). `{sparse: "why"}`: NULL by nature on many
+rows (not classified, lead lap only, ...); reported, never judged.
 """
 
 from __future__ import annotations
@@ -70,9 +75,16 @@ class Column:
     unit: str | None = None  # "ms", "kg", "km/h", "%", "deg", "1/10 m", ...
     default: str | None = None  # SQL default expression, e.g. "FALSE", "CURRENT_TIMESTAMP"
     dtype: str | None = None
+    # when a partition is expected to fill the column (module docstring); parsed into an `Expected`
+    expected: Expected | dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _check_type(self.type)
+        object.__setattr__(self, "expected", Expected.parse(self.name, self.nullable, self.expected))
+
+    def expected_filled(self, season: int | None) -> bool:
+        """Whether a partition of `season` (None: an unpartitioned table) is expected to fill the column."""
+        return self.expected.filled(season)
 
     @property
     def sql_type(self) -> str | None:
@@ -91,8 +103,40 @@ class Column:
         return f"{self.description} [{self.unit}]" if self.unit else self.description
 
 
+@dataclass(frozen=True)
+class Expected:
+    """When a column is expected filled: always (the default), from season `since` on, or never (`sparse`,
+    with the reason)."""
+
+    since: int | None = None
+    sparse: str | None = None
+
+    @classmethod
+    def parse(cls, column: str, nullable: bool, spec: Expected | dict[str, Any] | None) -> Expected:
+        if isinstance(spec, Expected):
+            return spec
+        if spec is None:
+            return cls()
+        if not nullable:
+            raise ValueError(f"column {column!r} is NOT NULL: it is always filled, `expected` says nothing")
+        if not isinstance(spec, dict) or len(spec) != 1 or not set(spec) <= {"since", "sparse"}:
+            raise ValueError(f"column {column!r}: expected must be {{since: YYYY}} or {{sparse: \"why\"}}, "
+                             f"not {spec!r}")
+        since, sparse = spec.get("since"), spec.get("sparse")
+        if "since" in spec and (not isinstance(since, int) or isinstance(since, bool) or not 1950 <= since <= 2100):
+            raise ValueError(f"column {column!r}: expected since must be a season (1950..2100), not {since!r}")
+        if "sparse" in spec and (not isinstance(sparse, str) or not sparse.strip()):
+            raise ValueError(f"column {column!r}: expected sparse needs the reason the column is sparse")
+        return cls(since=since, sparse=sparse)
+
+    def filled(self, season: int | None) -> bool:
+        if self.sparse is not None:
+            return False
+        return self.since is None or season is None or season >= self.since
+
+
 _TABLE_KEYS = {"description", "storage", "primary_key", "partition_by", "indexes", "unique", "columns"}
-_COLUMN_KEYS = {"name", "type", "nullable", "description", "unit", "default", "dtype"}
+_COLUMN_KEYS = {"name", "type", "nullable", "description", "unit", "default", "dtype", "expected"}
 
 
 class ConformError(ValueError):

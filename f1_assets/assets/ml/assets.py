@@ -1,5 +1,6 @@
 """The two ML assets: `split_views` (train/validation/test views) and `driver_profiles` (a table
-written whole by the warehouse IO manager)."""
+written whole by the warehouse IO manager, with its quality score: `rules.quality_check`, WARN). The
+views have no quality score of their own: they are lap_features' rows, scored per race there."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -9,11 +10,13 @@ import pandas as pd
 
 from f1_assets.assets.ml.config import ProfileConfig, SplitBounds, SplitConfig
 from f1_assets.assets.ml.sql import SOURCE_TABLE, SPLITS, create_split_views, read_train, split_summary, view_exists
+from f1_assets.checks import rules
 from f1_assets.io_managers.warehouse import DERIVED_METADATA
 from f1_assets.resources.storage import WarehouseResource
 from f1_assets.tables import table
 from f1_assets.transforms import plots
 from f1_assets.transforms import profiles as prof
+from f1_assets.transforms.quality import quality_report
 
 PROFILES_TABLE = "driver_profiles"
 
@@ -65,11 +68,12 @@ def split_views(context: dg.AssetExecutionContext, config: SplitConfig,
     kinds={"pandas", "sql", "matplotlib"},
     io_manager_key="warehouse_io_manager",  # the whole table, replaced in one transaction
     metadata={"dagster/column_schema": table(PROFILES_TABLE).table_schema(), DERIVED_METADATA: True},
+    check_specs=[rules.quality_spec(PROFILES_TABLE)],
     description="One row per train-split driver: aggression, consistency, pressure response, tyre management, "
                 "career races, data quality (formulas: f1_assets/transforms/profiles.py). Reads the train view only.",
 )
 def driver_profiles(context: dg.AssetExecutionContext, config: ProfileConfig,
-                    warehouse: WarehouseResource) -> dg.Output:
+                    warehouse: WarehouseResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
     wh = warehouse.get()
     if not view_exists(wh, "train"):
         raise dg.Failure("the `train` view does not exist: materialize train/validation/test first")
@@ -93,4 +97,6 @@ def driver_profiles(context: dg.AssetExecutionContext, config: ProfileConfig,
         "plot_png_bytes": len(png),
         "consistency_vs_aggression": dg.MetadataValue.md(plots.png_markdown(png, "consistency vs aggression")),
     }
-    return dg.Output(frame, metadata=metadata)
+    quality = [quality_report(frame, table(PROFILES_TABLE))]
+    yield rules.quality_check(PROFILES_TABLE, quality)
+    yield dg.Output(frame, metadata={**metadata, **rules.quality_metadata(quality)})
