@@ -345,4 +345,47 @@ def run_sla_alert(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.S
         return dg.SkipReason(reason)
 
 
-SENSORS: list = [repeated_failures_alert, run_sla_alert]
+# ------------------------------------------------------------------------- data quality
+
+QUALITY_CHECK = "quality_score"  # the rule of checks/rules.toml whose WARN is the design's data_quality_degradation
+
+
+def quality_alerts(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Alert]:
+    """One warning per failed `quality_score` check evaluation of the run (score < 95), naming the asset, the
+    partition and the columns that pull the score down (the check's description)."""
+    out = []
+    for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.asset_check_evaluation_data
+        if evaluation.check_name != QUALITY_CHECK or evaluation.passed:
+            continue
+        asset = evaluation.asset_key.to_user_string()
+        partition = partition_of_run(run.tags)
+        out.append(Alert(
+            rule="data_quality", severity=WARNING,
+            title=f"{asset}{f' ({partition})' if partition else ''}: data quality score below 95",
+            summary=evaluation.description or "quality_score check failed",
+            job=run.job_name, partition=partition, run_id=run.run_id, asset=asset,
+        ))
+    return out
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name="data_quality_alert",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Warning alert (F1_ALERT_WEBHOOK_URL) for each quality_score check below 95 in a run that "
+    "succeeded (a WARN never fails the run; a failed run is the repeated-failures alert's).",
+)
+def data_quality_alert(context: dg.RunStatusSensorContext) -> dg.SkipReason | None:
+    try:
+        for alert in quality_alerts(context.instance, context.dagster_run):
+            notify(alert, context.log)
+    except Exception as exc:
+        reason = settings.redact(f"data_quality_alert: not evaluated: {type(exc).__name__}: {exc}")
+        context.log.error(reason)
+        return dg.SkipReason(reason)
+    return None
+
+
+SENSORS: list = [repeated_failures_alert, run_sla_alert, data_quality_alert]

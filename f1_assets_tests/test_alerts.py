@@ -247,3 +247,40 @@ def test_malformed_url_is_logged_without_its_value(webhook, monkeypatch, caplog)
         assert alerts.notify(ALERT, log) is False
     assert "F1_ALERT_WEBHOOK_URL is not an http(s) URL" in caplog.text and HOOK_SECRET not in caplog.text
     assert webhook.bodies == []
+
+
+# ------------------------------------------------------------------------- data quality
+
+@dg.asset(partitions_def=races, check_specs=[
+    dg.AssetCheckSpec("quality_score", asset="thin_results"), dg.AssetCheckSpec("has_rows", asset="thin_results")])
+def thin_results(context: dg.AssetExecutionContext):
+    yield dg.Output(None)
+    # the quality rule's WARN (score < 95), as checks/rules.py reports it; another check failing is not an alert
+    yield dg.AssetCheckResult(check_name="quality_score", passed=False, severity=dg.AssetCheckSeverity.WARN,
+                              description=f"score 66.7 < 95: q1_ms 66.7% ({context.partition_key})")
+    yield dg.AssetCheckResult(check_name="has_rows", passed=False, severity=dg.AssetCheckSeverity.WARN)
+
+
+def test_a_quality_score_below_95_alerts_once_per_run(instance, webhook):
+    result = dg.materialize([thin_results], instance=instance, partition_key="2023-02")
+    assert result.success  # a WARN never fails the run
+    (entry,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)
+    context = dg.build_run_status_sensor_context(
+        "data_quality_alert", entry.dagster_event, instance, instance.get_run_by_id(result.run_id))
+    alerts.data_quality_alert(context)
+    assert len(webhook.bodies) == 1
+    text = json.dumps(webhook.bodies[0])
+    assert "data_quality" in text and "thin_results" in text and "2023-02" in text
+    assert "q1_ms 66.7%" in text and result.run_id in text and HOOK_SECRET not in text
+
+    clean = dg.materialize([clean_results], instance=instance)
+    (entry,) = instance.all_logs(clean.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)
+    alerts.data_quality_alert(dg.build_run_status_sensor_context(
+        "data_quality_alert", entry.dagster_event, instance, instance.get_run_by_id(clean.run_id)))
+    assert len(webhook.bodies) == 1  # a run whose quality checks pass: no message
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("quality_score", asset="clean_results")])
+def clean_results():
+    yield dg.Output(None)
+    yield dg.AssetCheckResult(check_name="quality_score", passed=True, metadata={"quality_score": 100.0})
