@@ -35,7 +35,8 @@ from typing import Any, NamedTuple
 import dagster as dg
 
 from f1_assets import settings
-from f1_assets.resources.storage import WarehouseResource
+from f1_assets.io_managers.warehouse import table_uri
+from f1_assets.resources.storage import BlobStoreResource, WarehouseResource
 from f1_assets.tables import table
 
 AUDIT_TABLE = "pipeline_audit_log"
@@ -111,6 +112,20 @@ def _capped(uris: set[str]) -> list[str]:
     return [*ordered[:MAX_URIS], f"... and {len(ordered) - MAX_URIS} more"]
 
 
+def _input_uri(loaded: Any) -> list[str]:
+    """Where an input the IO managers loaded lives: `<warehouse URL>#<table>` or `<blob store URL>#<asset>`
+    (the assets name their inputs after the upstream asset). Input metadata would say it directly, but Dagster
+    records input metadata as an observation of the upstream asset: one per load, in the asset's history."""
+    name, manager = getattr(loaded, "input_name", None), getattr(loaded, "manager_key", None)
+    if not name:
+        return []
+    if manager == "warehouse_io_manager":
+        return [table_uri(WarehouseResource(), name)]
+    if manager == "parquet_io_manager":
+        return [settings.redact_url(f"{BlobStoreResource().effective_url()}#{name}")]
+    return []
+
+
 def run_io(instance: dg.DagsterInstance, run_id: str, tags: Mapping[str, str] | None = None) -> RunIO:
     """Rows per asset, output and input URIs and the retry count of a run, from its events.
 
@@ -133,7 +148,7 @@ def run_io(instance: dg.DagsterInstance, run_id: str, tags: Mapping[str, str] | 
             outputs.update(_uris(mat.metadata.get("dagster/uri")))
             inputs.update(_uris(mat.metadata.get("source_urls")))
         elif event.is_loaded_input:
-            inputs.update(_uris((event.event_specific_data.metadata or {}).get("dagster/uri")))
+            inputs.update(_input_uri(event.event_specific_data))
     return RunIO(written, _capped(outputs), _capped(inputs), retries)
 
 

@@ -62,10 +62,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | None:
         upstream = context.upstream_output
         metadata = upstream.definition_metadata if upstream is not None else None
-        store = self.blob_store.get()
-        key = self.key(context.asset_key, context.asset_partition_key, metadata)
-        context.add_input_metadata({"dagster/uri": store.url(key)})  # the audit's inputs
-        data = store.get(key)
+        data = self.blob_store.get().get(self.key(context.asset_key, context.asset_partition_key, metadata))
         return None if data is None else pd.read_parquet(io.BytesIO(data))
 
 

@@ -103,10 +103,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         keys = context.asset_partition_keys if context.has_asset_partitions else [None]
-        declared = table_of(context.asset_key)
-        if len(keys) == 1:  # the audit's inputs (Dagster takes input metadata of one partition only)
-            context.add_input_metadata({"dagster/uri": table_uri(self.warehouse, declared.name)})
-        return _read(self.warehouse, declared, keys)
+        return _read(self.warehouse, table_of(context.asset_key), keys)
 
 
 def table_uri(warehouse: WarehouseResource, name: str) -> str:
