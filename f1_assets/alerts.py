@@ -243,7 +243,9 @@ def _error_summary(context: dg.RunFailureSensorContext) -> str:
 
 @dg.run_failure_sensor(
     name="repeated_failures_alert",
-    monitor_all_code_locations=False,  # no monitored_jobs: every job of this code location, ad-hoc runs too
+    # every run of the instance: runs launched in process (`f1-assets`, `dagster asset materialize`) carry no
+    # code-location origin, and a sensor limited to its own location skips them (one code location here)
+    monitor_all_code_locations=True,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Critical alert (F1_ALERT_WEBHOOK_URL) when a job fails more than 3 times within an hour for the "
     "same partition: once at the 4th failure, then at most once an hour while failures go on.",
@@ -372,6 +374,7 @@ def quality_alerts(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Ale
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     name="data_quality_alert",
+    monitor_all_code_locations=True,  # in-process runs too (see repeated_failures_alert)
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Warning alert (F1_ALERT_WEBHOOK_URL) for each quality_score check below 95 in a run that "

@@ -287,7 +287,10 @@ audited_executor = dg.ExecutorDefinition(
 
 # ------------------------------------------------------------------------- daemon backstop
 
-_SENSOR = dict(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=15)
+# every run of the instance: a run launched in process (`f1-assets`, `dagster asset materialize`) carries no
+# code-location origin, and a sensor limited to its own code location would skip it
+_SENSOR = dict(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=15,
+               monitor_all_code_locations=True)
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.STARTED, name="audit_run_started", **_SENSOR,

@@ -284,3 +284,23 @@ def test_a_quality_score_below_95_alerts_once_per_run(instance, webhook):
 def clean_results():
     yield dg.Output(None)
     yield dg.AssetCheckResult(check_name="quality_score", passed=True, metadata={"quality_score": 100.0})
+
+
+def test_the_daemon_tick_sees_runs_launched_in_process(instance, webhook):
+    """`f1-assets` and `dagster asset materialize` run in process: their runs carry no code-location origin. The
+    sensor's real tick (as the daemon evaluates it, cursor and run matching included) still alerts on them."""
+    defs = dg.Definitions(assets=[flaky_laps], sensors=[alerts.repeated_failures_alert])
+    sensor = defs.get_sensor_def("repeated_failures_alert")
+
+    def tick(cursor):
+        # the daemon's context names the sensor's repository (a test context without one would match any run)
+        with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                     repository_name="__repository__") as context:
+            result = sensor.evaluate_tick(context)
+            return result.cursor
+
+    cursor = tick(None)  # the first tick starts from now
+    run_ids = [_fail(instance, "2023-01") for _ in range(4)]
+    assert all(instance.get_run_by_id(r).remote_job_origin is None for r in run_ids)
+    tick(cursor)
+    assert len(webhook.bodies) == 1 and run_ids[-1] in json.dumps(webhook.bodies[0])
