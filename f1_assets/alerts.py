@@ -25,12 +25,14 @@ import datetime as dt
 import json
 import logging
 import os
+import re
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import dagster as dg
 import requests
@@ -41,7 +43,8 @@ from f1_assets.audit import failure_message, partition_of_run
 LOG = logging.getLogger(__name__)
 
 CRITICAL, WARNING = "critical", "warning"
-HTTP_TIMEOUT_SECONDS = 10  # per attempt; two attempts stay well inside the daemon's 60 s sensor timeout
+HTTP_TIMEOUT_SECONDS = 10  # per socket operation
+DELIVERY_DEADLINE_SECONDS = 12  # per attempt, the whole exchange: two attempts stay well inside a 60 s tick
 RETRY_PAUSE_SECONDS = 1.0
 
 # repeated failures: the design's "> 3 in 1 hour for same task"
@@ -84,7 +87,10 @@ def _known_secrets() -> tuple[str, ...]:
         found.append(hook)
         try:
             parts = urlsplit(hook)
-            found.extend(p for p in (parts.path, parts.query) if len(p) > 1)
+            for part in (parts.path, parts.query):
+                if len(part) > 1:  # as written, and as requests re-encodes it in its error messages
+                    found.extend({part, requests.utils.requote_uri(part), quote(part, safe="/%"),
+                                  quote(part, safe="/%").replace("%7C", "%7c")})
         except ValueError:
             pass
     return tuple(sorted(set(found), key=len, reverse=True))
@@ -153,8 +159,10 @@ def _deliver(alert: Alert, log: logging.Logger) -> bool:
     problem = ""
     for attempt in (1, 2):  # one retry: on a refused/reset connection or a 5xx, never on a 4xx (it would repeat)
         try:
-            response = requests.post(url, data=json.dumps(body), timeout=HTTP_TIMEOUT_SECONDS,
-                                     headers={"Content-Type": "application/json"})
+            response = _post_within(url, json.dumps(body), DELIVERY_DEADLINE_SECONDS)
+        except TimeoutError as exc:  # the webhook trickles its answer: it may have the alert; not sent twice
+            problem = str(exc)
+            break
         except requests.ConnectionError as exc:
             problem = f"connection failed ({type(exc).__name__}: {exc})"
         except requests.RequestException as exc:  # a read timeout: the webhook may have it; not sent twice
@@ -164,6 +172,8 @@ def _deliver(alert: Alert, log: logging.Logger) -> bool:
             if 200 <= response.status_code < 300:
                 log.info(f"alert sent to the webhook at {where}: {alert.title}")
                 return True
+            # a redirect is not followed (requests would turn the POST into a GET without the alert, or send the
+            # alert to another host): not delivered
             problem = f"HTTP {response.status_code} {response.text[:200]!r}"
             if response.status_code < 500:
                 break
@@ -172,6 +182,29 @@ def _deliver(alert: Alert, log: logging.Logger) -> bool:
     log.error(settings.redact(f"alert not delivered to the webhook at {where}: {problem}; the alert: {body['text']}",
                               secrets=secrets))
     return False
+
+
+def _post_within(url: str, data: str, deadline: float) -> requests.Response:
+    """POST with a deadline on the whole exchange (requests' timeout bounds each socket read, so a webhook that
+    trickles its answer could hold a sensor tick past the daemon's 60 s). The request runs in a daemon thread;
+    past the deadline it is abandoned and TimeoutError raised."""
+    outcome: dict[str, Any] = {}
+
+    def post() -> None:
+        try:
+            outcome["response"] = requests.post(url, data=data, timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False,
+                                                headers={"Content-Type": "application/json"})
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=post, name="alert-webhook", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():
+        raise TimeoutError(f"no complete answer within {deadline:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["response"]
 
 
 # ------------------------------------------------------------------------- repeated failures
@@ -217,18 +250,25 @@ def repeated_failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, err
         limit=FAILURE_LOOKBACK_LIMIT,
     )
     # same partition exactly (an unpartitioned run's filter has no tag); nothing after this failure counts
+    # an ad-hoc run (UI "Materialize", `dagster asset materialize`, `dg.materialize`) runs Dagster's implicit job
+    # (`__ASSET_JOB`, `__ephemeral_asset_job__`) whatever it selects: its "task" is its asset selection, so
+    # failures of other assets do not add up with its own
+    adhoc = run.job_name.startswith("__")
+    selection = frozenset(_planned_assets(instance, run)) if adhoc else frozenset()
     history = [(_ended(r), r.storage_id) for r in records
-               if partition_of_run(r.dagster_run.tags) == partition and _ended(r) <= ended]
+               if partition_of_run(r.dagster_run.tags) == partition and _ended(r) <= ended
+               and (not adhoc or frozenset(_planned_assets(instance, r.dagster_run)) == selection)]
     if this.storage_id not in alert_points(history):
         return None
     count = sum(1 for t, _ in history if t > ended - FAILURE_WINDOW_SECONDS)
-    where = f" for partition {partition}" if partition else ""
+    assets = ", ".join(sorted(selection)) if adhoc else None
+    where = (f" ({assets})" if assets else "") + (f" for partition {partition}" if partition else "")
     return Alert(
         rule="repeated_failures", severity=CRITICAL,
         title=f"{run.job_name}{where}: {count} failed runs within an hour",
         summary=f"{count} runs of {run.job_name}{where} failed in the hour to "
                 f"{dt.datetime.fromtimestamp(ended, dt.UTC):%Y-%m-%d %H:%M} UTC. Latest error: {error}",
-        job=run.job_name, partition=partition, run_id=run.run_id,
+        job=run.job_name, partition=partition, run_id=run.run_id, asset=assets,
     )
 
 
@@ -276,7 +316,8 @@ def _planned_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> set[str
 
 def _tagged_sla(run: dg.DagsterRun) -> int | None:
     tagged = run.tags.get(SLA_TAG, "").strip()
-    return int(tagged) if tagged.isdigit() and int(tagged) > 0 else None
+    # ASCII digits only (str.isdigit accepts '²', which int() refuses)
+    return int(tagged) if re.fullmatch(r"[0-9]{1,9}", tagged) and int(tagged) > 0 else None
 
 
 def sla_seconds(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[int, str]:
@@ -295,11 +336,21 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+def _alerted_runs(cursor: str | None) -> list[str]:
+    """The run ids the cursor holds; an unreadable cursor starts afresh (at worst one repeated alert)."""
+    try:
+        value = json.loads(cursor) if cursor else {}
+        runs = value.get("alerted") if isinstance(value, dict) else None
+    except json.JSONDecodeError:
+        runs = None
+    return [r for r in runs if isinstance(r, str)] if isinstance(runs, list) else []
+
+
 def check_sla(instance: dg.DagsterInstance, now: float, cursor: str | None,
               log: logging.Logger | None = None) -> dg.SensorResult:
     """One SLA evaluation at `now` (seconds since the epoch): a warning alert for each run in progress past its
     SLA not alerted yet; the cursor is the alerted run ids (newest last, bounded)."""
-    alerted: list[str] = json.loads(cursor)["alerted"] if cursor else []
+    alerted = _alerted_runs(cursor)
     seen = set(alerted)
     late: list[str] = []
     running = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))

@@ -26,6 +26,7 @@ FASTF1_SCHEDULE_URL = "F1_FASTF1_SCHEDULE_URL"
 CIRCUIT_INFO_URL = "F1_CIRCUIT_INFO_URL"
 GIT_SHA = "F1_GIT_SHA"
 IMAGE_DIGEST = "F1_IMAGE_DIGEST"
+IMAGE_DIGEST_MAX = 128  # pipeline_audit_log.container_image_digest is varchar(128) (the seed's schema)
 JOLPICA_HOURLY_BUDGET = "F1_JOLPICA_HOURLY_BUDGET"
 SETTLE_DAYS = "F1_SETTLE_DAYS"
 ALERT_WEBHOOK_URL = "F1_ALERT_WEBHOOK_URL"
@@ -136,6 +137,7 @@ def http_url(variable: str, value: str) -> str:
     try:
         parts = urlsplit(value)
         ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 — a port that is no number or out of range raises ValueError here, not mid-run
     except ValueError:
         ok = False
     if not ok:
@@ -221,12 +223,14 @@ def image_digest() -> str | None:
     the image's `sha256:` digest), else the digest in DAGSTER_CURRENT_IMAGE (which the K8sRunLauncher sets
     to the image a run is launched with: `repo/f1-assets@sha256:...` when deployed by digest), else that
     image reference as it is (a tag), else None (not in a container)."""
-    if _get(IMAGE_DIGEST):
-        return _get(IMAGE_DIGEST)
-    image = os.environ.get("DAGSTER_CURRENT_IMAGE") or None
-    if image and "@" in image:
-        return image.rsplit("@", 1)[1]
-    return image
+    value = _get(IMAGE_DIGEST) or os.environ.get("DAGSTER_CURRENT_IMAGE") or None
+    if value is None:
+        return None
+    digest = re.search(r"sha256:[0-9a-fA-F]{64}", value)
+    if digest:
+        return digest.group(0)
+    # a tag: without any credentials before an `@`, cut to the audit column's 128 characters
+    return value.rsplit("@", 1)[-1][:IMAGE_DIGEST_MAX]
 
 
 def _int(name: str, default: int, minimum: int, maximum: int) -> int:

@@ -304,3 +304,121 @@ def test_the_daemon_tick_sees_runs_launched_in_process(instance, webhook):
     assert all(instance.get_run_by_id(r).remote_job_origin is None for r in run_ids)
     tick(cursor)
     assert len(webhook.bodies) == 1 and run_ids[-1] in json.dumps(webhook.bodies[0])
+
+
+# ------------------------------------------------------------------------- webhooks that misbehave (breaker's)
+
+class Trickle:
+    """A webhook that answers one byte every `gap` seconds: each socket read succeeds, the answer never ends."""
+
+    def __init__(self, gap: float = 0.5):
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for _ in range(1000):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(gap)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_a_trickling_webhook_is_abandoned_at_the_deadline(monkeypatch, caplog):
+    hook = Trickle()
+    monkeypatch.setenv("F1_ALERT_WEBHOOK_URL", hook.url)
+    monkeypatch.setattr(alerts, "DELIVERY_DEADLINE_SECONDS", 1.5)
+    with caplog.at_level(logging.ERROR):
+        assert alerts.notify(alerts.Alert(rule="sla_violation", severity="warning", title="t", summary="s")) is False
+    assert "no complete answer within 2 s" in caplog.text  # abandoned, not sent twice
+    hook.server.shutdown()
+
+
+def test_a_redirect_is_not_followed_and_not_delivered(monkeypatch, caplog):
+    target = Webhook()  # where a redirect would lead: must receive nothing
+
+    class Moved(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(301)
+            self.send_header("Location", target.url)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("F1_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_address[1]}/old")
+    with caplog.at_level(logging.ERROR):
+        assert alerts.notify(alerts.Alert(rule="freshness", severity="warning", title="t", summary="s")) is False
+    assert "HTTP 301" in caplog.text and target.bodies == []
+    server.shutdown()
+    target.stop()
+
+
+def test_a_requoted_webhook_path_is_masked_too(monkeypatch, caplog):
+    monkeypatch.setenv("F1_ALERT_WEBHOOK_URL", "http://127.0.0.1:1/hook/TOK EN|SECRET")  # a closed port
+    with caplog.at_level(logging.ERROR):
+        alerts.notify(alerts.Alert(rule="freshness", severity="warning", title="t", summary="s"))
+    assert "not delivered" in caplog.text
+    for shown in ("TOK EN", "TOK%20EN", "SECRET"):
+        assert shown not in caplog.text
+
+
+def test_ad_hoc_runs_of_different_assets_do_not_add_up(instance, webhook):
+    """UI materializations are all job __ASSET_JOB: 2 failures of one asset and 2 of another on the same
+    partition are no repeated failure; a 3rd and 4th of the first are, and the alert names the asset."""
+
+    @dg.asset(partitions_def=races)
+    def other_laps() -> None:
+        raise RuntimeError("down")
+
+    def fail(asset) -> str:
+        result = dg.materialize([asset], instance=instance, partition_key="2023-01", raise_on_error=False)
+        assert not result.success and result.dagster_run.job_name.startswith("__")  # Dagster's implicit job
+        return result.run_id
+
+    for asset in (flaky_laps, flaky_laps, other_laps, other_laps, flaky_laps):
+        _evaluate_failure(instance, fail(asset))
+    assert webhook.bodies == []
+    _evaluate_failure(instance, fail(flaky_laps))
+    assert len(webhook.bodies) == 1 and "flaky_laps" in json.dumps(webhook.bodies[0])
+
+
+def test_an_odd_sla_tag_or_cursor_does_not_stop_sla_alerts(instance, webhook):
+    with _run_in_progress(instance, "slow_a", tags={"f1/sla_seconds": "²"}) as record:  # isdigit, yet no int
+        for cursor in ("not json", "[]", '{"alerted": null}'):
+            result = alerts.check_sla(instance, record.start_time + 3700, cursor)  # past the default 1 h
+            assert record.dagster_run.run_id in result.skip_reason.skip_message
+    assert len(webhook.bodies) == 3  # each tick started afresh from an unreadable cursor: alerted again
+
+
+def test_image_digest_fits_the_audit_column(monkeypatch):
+    from f1_assets import settings
+
+    monkeypatch.delenv("F1_IMAGE_DIGEST", raising=False)
+    monkeypatch.setenv("DAGSTER_CURRENT_IMAGE", "europe-docker.pkg.dev/p/f1/f1-assets@sha256:" + "ab" * 32)
+    assert settings.image_digest() == "sha256:" + "ab" * 32
+    monkeypatch.setenv("DAGSTER_CURRENT_IMAGE", "europe-docker.pkg.dev/" + "x" * 150 + ":1.2.3")
+    assert len(settings.image_digest()) == 128
+    monkeypatch.setenv("F1_IMAGE_DIGEST", "robot:PW@reg/f1:1")
+    assert settings.image_digest() == "reg/f1:1"
+
+
+def test_a_webhook_url_with_a_bad_port_is_refused_up_front(monkeypatch):
+    from f1_assets import settings
+
+    for bad in ("http://h:abc/x", "http://u:pw@h:99999/x"):
+        monkeypatch.setenv("F1_ALERT_WEBHOOK_URL", bad)
+        with pytest.raises(settings.ConfigError, match="F1_ALERT_WEBHOOK_URL"):
+            settings.alert_webhook_url()

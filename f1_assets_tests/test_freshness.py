@@ -84,6 +84,9 @@ def test_window_era_and_races_not_run():
 def test_race_start_from_the_calendar_row():
     assert freshness.race_start(dt.date(2024, 3, 2), "15:00:00Z") == dt.datetime(2024, 3, 2, 15, tzinfo=dt.UTC)
     assert freshness.race_start(dt.date(1960, 5, 29), None) == dt.datetime(1960, 5, 29, 12, tzinfo=dt.UTC)
+    # a time that cannot be read is noon too: one odd calendar row must not stop freshness for every race
+    for odd in ("TBC", "25:99:00Z"):
+        assert freshness.race_start(dt.date(2024, 3, 2), odd) == dt.datetime(2024, 3, 2, 12, tzinfo=dt.UTC)
     assert freshness.duration(dt.timedelta(days=1, hours=2, minutes=5, seconds=59)) == "1 d 2 h 5 min"
 
 
@@ -315,3 +318,19 @@ def test_unreachable_warehouse_is_a_skip_reason(instance):
     result = freshness.freshness_tick(instance, warehouse, None, dt.datetime.now(dt.UTC))
     assert isinstance(result, dg.SkipReason), result
     assert "warehouse unavailable" in result.skip_message and "hunter2" not in result.skip_message
+
+
+def test_alerts_past_the_tick_budget_wait_for_the_next_tick(duckdb_url, instance, webhook, monkeypatch):
+    """A slow webhook must not hold the tick past the daemon's 60 s: after ALERT_BUDGET_SECONDS the remaining
+    alerts are left for the next tick (here a budget already spent: none is sent, then all)."""
+    now = dt.datetime.now(dt.UTC)
+    start = now - 30 * H
+    warehouse = _write_calendar(duckdb_url, start.year, [(1, start.date(), start.strftime("%H:%M:%SZ"), False)])
+    instance.add_dynamic_partitions("races", [f"{start.year}-01"])
+    monkeypatch.setattr(freshness, "ALERT_BUDGET_SECONDS", -1.0)
+    first = freshness.freshness_tick(instance, warehouse, None, now)
+    state = json.loads(first.cursor)
+    assert state["stale"] and state["alerted"] == [] and webhook.bodies == [] and first.run_requests
+    monkeypatch.setattr(freshness, "ALERT_BUDGET_SECONDS", 25.0)
+    second = freshness.freshness_tick(instance, warehouse, first.cursor, now)
+    assert json.loads(second.cursor)["alerted"] == state["stale"] and len(webhook.bodies) == len(state["stale"])
