@@ -67,6 +67,8 @@ season_calendar_job = dg.define_asset_job(
 # also run many races per run (their backfill policy, the race_tables job), its FastF1 assets one at a time.
 # Dagster warns about the mix when it builds the job; the mix is intended.
 warnings.filterwarnings("ignore", message="Found multiple backfill policies", category=UserWarning)
+warnings.filterwarnings("ignore", message="Asset job .* materializes assets with varying BackfillPolicies",
+                        category=UserWarning)
 
 race_pipeline_job = dg.define_asset_job(
     "race_pipeline",
