@@ -39,6 +39,7 @@ import requests
 
 from f1_assets import settings
 from f1_assets.audit import failure_message, partition_of_run
+from f1_assets.sensors import load_cursor
 
 LOG = logging.getLogger(__name__)
 
@@ -338,11 +339,7 @@ def _duration(seconds: float) -> str:
 
 def _alerted_runs(cursor: str | None) -> list[str]:
     """The run ids the cursor holds; an unreadable cursor starts afresh (at worst one repeated alert)."""
-    try:
-        value = json.loads(cursor) if cursor else {}
-        runs = value.get("alerted") if isinstance(value, dict) else None
-    except json.JSONDecodeError:
-        runs = None
+    runs = load_cursor(cursor).get("alerted")
     return [r for r in runs if isinstance(r, str)] if isinstance(runs, list) else []
 
 

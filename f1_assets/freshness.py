@@ -55,6 +55,7 @@ from f1_assets.assets.ingest_jolpica import RACE_ASSETS, RACE_TABLES, upstream_h
 from f1_assets.partitions import parse_race_key, race_key, races_partitions
 from f1_assets.resources.fastf1 import FIRST_FASTF1_SEASON
 from f1_assets.resources.storage import WarehouseResource
+from f1_assets.sensors import load_cursor
 from f1_assets.transforms.jolpica import race_started_at
 
 RACE_DURATION = dt.timedelta(hours=3)  # the regulations' cap, suspensions included
@@ -292,14 +293,6 @@ def _digest(idents: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(idents)).encode()).hexdigest()[:16]
 
 
-def _load_cursor(cursor: str | None) -> dict:
-    try:
-        value = json.loads(cursor) if cursor else {}
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def freshness_tick(instance: dg.DagsterInstance, warehouse: WarehouseResource, cursor: str | None,
                    now: dt.datetime, log: logging.Logger | None = None) -> dg.SensorResult | dg.SkipReason:
     """One tick: the stale set now; a check run when it differs from the cursor's; one alert per newly
@@ -311,7 +304,7 @@ def freshness_tick(instance: dg.DagsterInstance, warehouse: WarehouseResource, c
                                              f"{type(exc).__name__}: {exc}"))
     late = stale(verdicts)
     idents = sorted(v.ident for v in late)
-    state = _load_cursor(cursor)
+    state = load_cursor(cursor)
     alerted = set(state.get("alerted", [])) & set(idents)  # kept while stale: the cursor stays small
     # log only (no webhook) counts as done; a webhook that refused is tried again at the next tick
     log_only = not os.environ.get(settings.ALERT_WEBHOOK_URL, "").strip()

@@ -130,7 +130,8 @@ def _sensor_client(jolpica: JolpicaResource) -> JolpicaClient:
     return client
 
 
-def _load_cursor(cursor: str | None) -> dict:
+def load_cursor(cursor: str | None) -> dict:
+    """A sensor's JSON cursor as a dict; missing or unreadable = {} (the sensor starts afresh)."""
     try:
         value = json.loads(cursor) if cursor else {}
     except json.JSONDecodeError:
@@ -169,7 +170,7 @@ def last_race_with_results(client: JolpicaClient) -> tuple[str, str] | None:
 def new_race_sensor(
     context: dg.SensorEvaluationContext, jolpica: JolpicaResource, warehouse: WarehouseResource
 ) -> dg.SensorResult | dg.SkipReason:
-    cursor = _load_cursor(context.cursor)
+    cursor = load_cursor(context.cursor)
     requested: list[str] = list(cursor.get("requested", []))
     client = _sensor_client(jolpica)
     try:
@@ -280,7 +281,7 @@ def race_corrections_sensor(
     keys = [key for key in recent if recorded[key]]
     if not keys:
         return dg.SkipReason(f"no materialized race inside the {jolpica.effective_settle_days()}-day settle period")
-    cursor = _load_cursor(context.cursor)
+    cursor = load_cursor(context.cursor)
     start = int(cursor.get("next", 0)) % len(keys)
     batch = (keys[start:] + keys[:start])[:MAX_CORRECTION_RACES]
     client = _sensor_client(jolpica)
@@ -432,7 +433,8 @@ feature_automation_sensor = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
-    description="Evaluates the assets' automation conditions (features: eager on their raw inputs).",
+    description="Evaluates the assets' automation conditions (features: eager on their raw inputs; ML: weekly and "
+    "on new inputs).",
 )
 
 SENSORS: list = [new_race_sensor, season_calendar_sensor, race_corrections_sensor, fastf1_retry_sensor,
