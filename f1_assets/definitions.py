@@ -72,7 +72,8 @@ warnings.filterwarnings("ignore", message="Asset job .* materializes assets with
 
 race_pipeline_job = dg.define_asset_job(
     "race_pipeline",
-    selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS, *ingest_fastf1.ASSETS, *features.ASSETS),
+    selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS, *ingest_jolpica.STANDINGS_ASSETS,
+                                       *ingest_fastf1.ASSETS, *features.ASSETS),
     description="Everything per race: the main job. Backfill a season with the range 2023-01...2023-22.",
     # a race at a 200/h budget needs ~20 requests; FastF1 minutes. The SLA alert (alerts.py) warns at 45 min,
     # before run monitoring kills the run at 1 h (its FastF1 assets alone would give it the 6 h SLA).
@@ -88,7 +89,8 @@ jolpica_dump_job = dg.define_asset_job(
 
 race_tables_job = dg.define_asset_job(
     "race_tables",
-    selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS, features.lap_features),
+    selection=dg.AssetSelection.assets(*ingest_jolpica.RACE_ASSETS, *ingest_jolpica.STANDINGS_ASSETS,
+                                       features.lap_features),
     description="The Jolpica race tables and lap_features for a range of races in one run (each asset handles "
     "every race of the range in one step and writes them in one transaction): what `f1-assets history` and "
     "`f1-assets season` run; backfills of these assets run the same way (a season per run).",

@@ -23,6 +23,7 @@ JOLPICA_URL = "F1_JOLPICA_URL"
 JOLPICA_DUMP_URL = "F1_JOLPICA_DUMP_URL"
 LIVETIMING_URL = "F1_LIVETIMING_URL"
 FASTF1_SCHEDULE_URL = "F1_FASTF1_SCHEDULE_URL"
+CIRCUIT_INFO_URL = "F1_CIRCUIT_INFO_URL"
 GIT_SHA = "F1_GIT_SHA"
 IMAGE_DIGEST = "F1_IMAGE_DIGEST"
 IMAGE_DIGEST_MAX = 128  # pipeline_audit_log.container_image_digest is varchar(128) (the seed's schema)
@@ -35,6 +36,8 @@ DEFAULT_JOLPICA_URL = "https://api.jolpi.ca/ergast/f1/"
 DEFAULT_LIVETIMING_URL = "https://livetiming.formula1.com/"
 # FastF1's own default for its schedule files (the f1schedule repository)
 DEFAULT_FASTF1_SCHEDULE_URL = "https://raw.githubusercontent.com/theOehrly/f1schedule/master/"
+# FastF1's own host for circuit info (corners), the MultiViewer API (fastf1.mvapi)
+DEFAULT_CIRCUIT_INFO_URL = "https://api.multiviewer.app/api/v1/"
 DEFAULT_HOURLY_BUDGET = 200
 DEFAULT_SETTLE_DAYS = 14
 DEFAULT_DAGSTER_UI_URL = "http://127.0.0.1:3000"  # `dagster dev`'s own address: alert run links point here
@@ -202,6 +205,12 @@ def fastf1_schedule_url() -> str:
     """Where FastF1 reads its season schedule files (`schedule_YYYY.json`); a mirror works."""
     value = _get(FASTF1_SCHEDULE_URL)
     return http_url(FASTF1_SCHEDULE_URL, value) if value else DEFAULT_FASTF1_SCHEDULE_URL
+
+
+def circuit_info_url() -> str:
+    """Where FastF1 reads circuit info (`circuits/{key}/{year}`: corners); a mirror works. Optional data."""
+    value = _get(CIRCUIT_INFO_URL)
+    return http_url(CIRCUIT_INFO_URL, value) if value else DEFAULT_CIRCUIT_INFO_URL
 
 
 def git_sha() -> str | None:

@@ -109,7 +109,8 @@ def independent_counts(path: Path) -> Counter:
     """(table, season) → rows, counted from the CSVs with the `csv` module only."""
     with zipfile.ZipFile(path) as archive:
         m = {model: csv_rows(archive, model) for model in
-             ("season", "round", "session", "sessionentry", "roundentry", "lap", "pitstop")}
+             ("season", "round", "session", "sessionentry", "roundentry", "lap", "pitstop", "driverchampionship",
+              "teamchampionship")}
     year = {s["id"]: int(s["year"]) for s in m["season"]}
     round_year = {r["id"]: year[r["season_id"]] for r in m["round"]}
     session = {s["id"]: (s["type"], round_year[s["round_id"]]) for s in m["session"]}
@@ -126,6 +127,10 @@ def independent_counts(path: Path) -> Counter:
                   if entry[lap["session_entry_id"]][0] == "R" and lap["number"] and lap["is_deleted"] != "t")
     counts.update(("raw_pit_stops", entry[s["session_entry_id"]][1]) for s in m["pitstop"]
                   if entry[s["session_entry_id"]][0] == "R")
+    # standings after each round (the rows after a sprint carry no round: the API never serves them)
+    for model, name in (("driverchampionship", "raw_driver_standings"),
+                        ("teamchampionship", "raw_constructor_standings")):
+        counts.update((name, round_year[c["round_id"]]) for c in m[model] if c["round_id"])
     return counts
 
 

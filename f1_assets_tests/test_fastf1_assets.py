@@ -112,7 +112,8 @@ def test_materialize_baku(backend, recorded_upstreams, shared_cache, shared_data
     assert not live.passed and live.severity == dg.AssetCheckSeverity.ERROR
     assert live.metadata["missing_streams"].value == "CarData.z, Position.z"
     assert all(e.passed for k, e in checks.items() if k != ("raw_telemetry", "live_timing_available"))
-    assert len(checks) == 16  # 10 rules + quality_score, column_schema_change and fresh_after_race on both assets
+    # 11 rules (weather_ranges on fastf1_laps) + quality_score, column_schema_change, fresh_after_race on both
+    assert len(checks) == 17
 
     # a re-run leaves the same rows
     again = materialize(ASSETS[:1], fastf1_resource(recorded_upstreams, shared_cache), url, tmp_path / "blobs")

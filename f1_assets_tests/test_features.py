@@ -394,7 +394,8 @@ def test_checks_pass_on_clean_bahrain(features: pd.DataFrame, bahrain: dict[str,
     assert not pits.passed and pits.severity == "WARN" and pits.metadata["failing_keys"] == ["norris/6"]
     assert outcomes["position_range"].metadata["starters"] == 20
     assert outcomes["feature_completeness"].metadata["excluded_columns"] == [
-        "outlier_reason", "safety_car", "track_status"]
+        "air_temp_c", "humidity_pct", "outlier_reason", "rainfall", "safety_car", "sector1_ms", "sector2_ms",
+        "sector3_ms", "track_status", "track_temp_c"]
 
 
 @pytest.mark.parametrize(

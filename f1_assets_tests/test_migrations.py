@@ -111,12 +111,22 @@ def _plain(frame: pd.DataFrame) -> list[tuple]:
             for row in frame.astype(object).itertuples(index=False)]
 
 
+_COLUMNS_OF = ("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+               "AND table_name = ? ORDER BY ordinal_position")
+
+
+def _release_0_1_shape(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The frame cut to the columns release 0.1's table had (today's transforms write later columns too)."""
+    return frame[[c for c in frame.columns if c in columns]]
+
+
 def _make_release_0_1(url: str, rows: dict[str, pd.DataFrame]) -> None:
     """The warehouse release 0.1 made at its start, loaded with `rows`, written without f1_assets."""
     if url.startswith("duckdb://"):
         con = duckdb.connect(_path(url))
         con.execute(SCHEMA_V0_1.split("-- @postgres-only", 1)[0])
         for name, frame in rows.items():
+            frame = _release_0_1_shape(frame, [r[0] for r in con.execute(_COLUMNS_OF, [name]).fetchall()])
             con.register("staging", frame)
             con.execute(f"INSERT INTO {name} ({', '.join(frame.columns)}) SELECT * FROM staging")
             con.unregister("staging")
@@ -125,6 +135,7 @@ def _make_release_0_1(url: str, rows: dict[str, pd.DataFrame]) -> None:
     with psycopg.connect(url) as conn:
         conn.execute(SCHEMA_V0_1)
         for name, frame in rows.items():
+            frame = _release_0_1_shape(frame, [r[0] for r in conn.execute(_COLUMNS_OF.replace("?", "%s"), [name])])
             marks = ", ".join(["%s"] * len(frame.columns))
             with conn.cursor() as cur:
                 cur.executemany(f"INSERT INTO {name} ({', '.join(frame.columns)}) VALUES ({marks})", _plain(frame))
@@ -153,12 +164,13 @@ def _snapshot(url: str, columns: dict[str, list[str]]) -> dict[str, pd.DataFrame
     """Every row of every declared table, in the given columns, in a stable order."""
     return {name: _fetch(url, f"SELECT {', '.join(columns[name])} FROM {name} "
                               f"ORDER BY {', '.join(TABLES[name].primary_key or columns[name])}")
-            for name in WAREHOUSE_TABLES}
+            for name in WAREHOUSE_TABLES if name in columns}  # (tables a later release added are not in 0.1)
 
 
 def _structure(url: str) -> dict[str, list]:
     """Columns (type, nullability, default), keys, indexes and triggers, named by what they are, not by name."""
-    columns = _fetch(url, "SELECT table_name, ordinal_position, column_name, data_type, is_nullable, column_default, "
+    # (in column order, without ordinal_position: PostgreSQL keeps the number of a column a migration dropped)
+    columns = _fetch(url, "SELECT table_name, column_name, data_type, is_nullable, column_default, "
                           "character_maximum_length FROM information_schema.columns WHERE table_schema = "
                           "current_schema() ORDER BY table_name, ordinal_position")
     if url.startswith("duckdb://"):
@@ -233,18 +245,22 @@ def test_release_0_1_warehouse_is_upgraded_in_place_once(engine_urls, release_0_
     assert wh.schema_version() is None
     outcome = wh.apply_schema()
     assert (outcome.action, outcome.from_version, outcome.to_version) == ("adopted", BASELINE, HEAD)
-    assert outcome.steps == ("0002_fastf1_laps_sector_times",)
+    assert outcome.steps == ("0002_fastf1_laps_sector_times", "0003_standings", "0004_lap_weather_sectors",
+                             "0005_telemetry_kinematics", "0006_eras")
 
     # every row intact, table by table, value by value
     after = _snapshot(old_url, old_columns)
-    for name in WAREHOUSE_TABLES:
+    for name in before:
         pd.testing.assert_frame_equal(after[name], before[name], obj=name)
     # the new columns, at the end, NULL for the rows written before
     new_columns = _columns(old_url)
     added = {name: [c for c in cols if c not in old_columns.get(name, [])] for name, cols in new_columns.items()}
-    assert {name: cols for name, cols in added.items() if cols} == {"alembic_version": ["version_num"],
-                                                                    "fastf1_laps": SECTORS}
-    assert new_columns["fastf1_laps"] == TABLES["fastf1_laps"].column_names
+    assert added["alembic_version"] == ["version_num"] and added["fastf1_laps"][:3] == SECTORS
+    assert {"raw_driver_standings", "raw_constructor_standings", "era_statistics", "circuit_versions"} <= set(added)
+    for name in WAREHOUSE_TABLES:  # every table has exactly the declared columns, in the declared order
+        assert new_columns[name] == TABLES[name].column_names, name
+    eras = _fetch(old_url, "SELECT DISTINCT era FROM lap_features")["era"].tolist()
+    assert eras == ["ground_effect"]  # the NOT NULL column added by 0006 is filled for the rows written before
     nulls = _fetch(old_url, "SELECT COUNT(*) AS n, " + ", ".join(f"COUNT({c}) AS {c}" for c in SECTORS)
                    + " FROM fastf1_laps")
     assert nulls.iloc[0].tolist() == [848, 0, 0, 0]
@@ -363,7 +379,7 @@ def test_the_versions_are_one_chain_ending_at_head():
     script = ScriptDirectory.from_config(config)
     assert script.get_heads() == [HEAD]
     chain = [rev.revision for rev in reversed(list(script.walk_revisions()))]
-    assert chain == [BASELINE, "0002"] and chain[-1] == HEAD
+    assert chain == [BASELINE, "0002", "0003", "0004", "0005", "0006"] and chain[-1] == HEAD
     for rev in script.walk_revisions():
         assert Path(rev.path).name.startswith(f"{rev.revision}_")  # the file's number is its revision id
 

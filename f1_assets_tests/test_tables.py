@@ -26,8 +26,9 @@ from f1_assets_tests.test_telemetry import make_fastf1_telemetry
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
 EVERY_TABLE = ["raw_races", "raw_results", "raw_sprint_results", "raw_qualifying", "raw_laps", "raw_pit_stops",
-               "fastf1_laps", "raw_telemetry", "lap_features", "telemetry_features", "driver_profiles",
-               "jolpica_request_log", "pipeline_audit_log"]
+               "raw_driver_standings", "raw_constructor_standings", "fastf1_laps", "raw_telemetry", "lap_features",
+               "telemetry_features", "driver_profiles", "era_statistics", "circuit_versions", "jolpica_request_log",
+               "pipeline_audit_log"]
 PARQUET_TABLES = ["raw_telemetry"]
 # information_schema.columns.data_type of each logical type, per engine
 DATA_TYPES = {
@@ -51,7 +52,7 @@ def test_every_table_is_declared_and_every_column_described():
         # a name that says milliseconds is declared in milliseconds
         assert all(c.unit == "ms" for c in declared.columns if c.name.endswith("_ms")), declared.name
     assert table("raw_laps") is TABLES["raw_laps"]
-    with pytest.raises(KeyError, match=r"no table 'raw_lap' is declared; known tables: \['driver_profiles'"):
+    with pytest.raises(KeyError, match=r"no table 'raw_lap' is declared; known tables: \['circuit_versions', 'dr"):
         table("raw_lap")
 
 
@@ -257,13 +258,15 @@ def test_raw_telemetry_is_the_declared_parquet_table():
     assert race.dtypes.astype(str).to_dict() == declared.dtypes() == {
         "DriverNumber": "int64", "Driver": "object", "LapNumber": "Int64", "Date": "datetime64[ns]",
         "SessionTime": "timedelta64[ns]", **dict.fromkeys(["Speed", "RPM", "nGear", "Throttle", "Brake", "DRS",
-                                                           "X", "Y", "Z"], "float64"), "Interpolated": "bool"}
+                                                           "X", "Y", "Z"], "float64"), "Interpolated": "bool",
+        "Distance": "float64", "Corner": "Int64"}
     declared.pandera_schema().validate(race)  # NOT NULL columns, (DriverNumber, SessionTime) unique
     pd.testing.assert_frame_equal(empty_telemetry(), declared.empty_frame())
     with pytest.raises(ConformError, match=r"raw_telemetry lacks columns \['Interpolated'\]"):
         declared.conform(race.drop(columns="Interpolated"))
     units = {c.name: c.unit for c in declared.columns if c.unit}
-    assert units == {"Speed": "km/h", "RPM": "rpm", "Throttle": "%", "X": "1/10 m", "Y": "1/10 m", "Z": "1/10 m"}
+    assert units == {"Speed": "km/h", "RPM": "rpm", "Throttle": "%", "X": "1/10 m", "Y": "1/10 m", "Z": "1/10 m",
+                     "Distance": "m"}
 
     schema = raw_telemetry.specs_by_key[dg.AssetKey("raw_telemetry")].metadata["dagster/column_schema"]
     assert schema == declared.table_schema()

@@ -23,6 +23,8 @@ read_by.msg
 read_by.base_url_mirror
 read_by._SCHEDULE_BASE_URL
 read_by.BASE_URL
+read_by.PROTO  # fastf1.mvapi.api builds the circuit-info URL from PROTO and HOST
+read_by.HOST
 
 # requests sends session.auth with every request (resources/jolpica.py: a private mirror's basic auth)
 read_by.auth
@@ -37,3 +39,4 @@ read_by.livetiming_url_env_var
 read_by.schedule_url_env_var
 read_by.jolpica_url_env_var
 read_by.cache_dir_env_var
+read_by.circuit_info_url_env_var

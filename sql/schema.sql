@@ -1,7 +1,7 @@
 -- GENERATED from f1_assets/tables (the table declarations) and f1_assets/migrations: do not edit.
 -- Regenerate with `f1-assets migrate --print-sql > sql/schema.sql`; a test fails when it differs.
 --
--- The schema of an empty warehouse at version 0002, as the pipeline creates it at its first start
+-- The schema of an empty warehouse at version 0006, as the pipeline creates it at its first start
 -- (and as deploy/postgres_roles.sql makes it with psql). A warehouse that already holds tables is
 -- upgraded in place by the versioned migrations instead (`f1-assets migrate`): this script records
 -- a version only when it finds no table, so applying it to an older warehouse leaves that to them.
@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS alembic_version (
     version_num VARCHAR(32) NOT NULL,
     CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO alembic_version (version_num) SELECT '0002'
+INSERT INTO alembic_version (version_num) SELECT '0006'
 WHERE NOT EXISTS (SELECT 1 FROM alembic_version)
   AND NOT EXISTS (SELECT 1 FROM information_schema.tables
                   WHERE table_schema = current_schema() AND table_name = 'raw_races');
@@ -125,29 +125,63 @@ CREATE TABLE IF NOT EXISTS raw_pit_stops (
     PRIMARY KEY (season, round, driver_id, stop)
 );
 
+-- raw_driver_standings: Drivers' championship after a round (Jolpica `/{season}/{round}/driverStandings`):
+-- one row per classified driver.
+CREATE TABLE IF NOT EXISTS raw_driver_standings (
+    season          INTEGER NOT NULL,
+    round           INTEGER NOT NULL,
+    driver_id       TEXT NOT NULL,
+    position        INTEGER,
+    position_text   TEXT NOT NULL,
+    points          DOUBLE PRECISION NOT NULL,
+    wins            INTEGER NOT NULL,
+    constructor_ids TEXT,
+    PRIMARY KEY (season, round, driver_id)
+);
+
+-- raw_constructor_standings: Constructors' championship after a round (Jolpica
+-- `/{season}/{round}/constructorStandings`; held from 1958): one row per constructor.
+CREATE TABLE IF NOT EXISTS raw_constructor_standings (
+    season         INTEGER NOT NULL,
+    round          INTEGER NOT NULL,
+    constructor_id TEXT NOT NULL,
+    position       INTEGER,
+    position_text  TEXT NOT NULL,
+    points         DOUBLE PRECISION NOT NULL,
+    wins           INTEGER NOT NULL,
+    PRIMARY KEY (season, round, constructor_id)
+);
+
 -- fastf1_laps: FastF1 session laps of a race: one row per driver-lap (stints, tyres, track status,
 -- sectors).
 CREATE TABLE IF NOT EXISTS fastf1_laps (
-    season          INTEGER NOT NULL,
-    round           INTEGER NOT NULL,
-    driver_number   INTEGER NOT NULL,
-    driver_code     TEXT,
-    driver_id       TEXT,
-    lap_number      INTEGER NOT NULL,
-    lap_time_ms     BIGINT,
-    stint           INTEGER,
-    compound        TEXT,
-    compound_std    TEXT,
-    fresh_tyre      BOOLEAN,
-    tyre_life       INTEGER,
-    pit_in_time_ms  BIGINT,
-    pit_out_time_ms BIGINT,
-    track_status    TEXT,
-    is_accurate     BOOLEAN,
-    deleted         BOOLEAN,
-    sector1_time_ms BIGINT,
-    sector2_time_ms BIGINT,
-    sector3_time_ms BIGINT,
+    season             INTEGER NOT NULL,
+    round              INTEGER NOT NULL,
+    driver_number      INTEGER NOT NULL,
+    driver_code        TEXT,
+    driver_id          TEXT,
+    lap_number         INTEGER NOT NULL,
+    lap_time_ms        BIGINT,
+    stint              INTEGER,
+    compound           TEXT,
+    compound_std       TEXT,
+    fresh_tyre         BOOLEAN,
+    tyre_life          INTEGER,
+    pit_in_time_ms     BIGINT,
+    pit_out_time_ms    BIGINT,
+    track_status       TEXT,
+    is_accurate        BOOLEAN,
+    deleted            BOOLEAN,
+    sector1_time_ms    BIGINT,
+    sector2_time_ms    BIGINT,
+    sector3_time_ms    BIGINT,
+    air_temp_c         DOUBLE PRECISION,
+    track_temp_c       DOUBLE PRECISION,
+    humidity_pct       DOUBLE PRECISION,
+    pressure_mbar      DOUBLE PRECISION,
+    wind_speed_mps     DOUBLE PRECISION,
+    wind_direction_deg DOUBLE PRECISION,
+    rainfall           BOOLEAN,
     PRIMARY KEY (season, round, driver_number, lap_number)
 );
 
@@ -178,6 +212,16 @@ CREATE TABLE IF NOT EXISTS lap_features (
     safety_car        BOOLEAN,
     is_outlier        BOOLEAN NOT NULL,
     outlier_reason    TEXT,
+    sector1_ms        BIGINT,
+    sector2_ms        BIGINT,
+    sector3_ms        BIGINT,
+    air_temp_c        DOUBLE PRECISION,
+    track_temp_c      DOUBLE PRECISION,
+    humidity_pct      DOUBLE PRECISION,
+    rainfall          BOOLEAN,
+    weather           TEXT,
+    race_weather      TEXT,
+    era               TEXT NOT NULL,
     PRIMARY KEY (season, round, driver_id, lap_number)
 );
 CREATE INDEX IF NOT EXISTS lap_features_race_date ON lap_features (race_date);
@@ -201,6 +245,14 @@ CREATE TABLE IF NOT EXISTS telemetry_features (
     sample_count         INTEGER NOT NULL,
     gap_samples          INTEGER NOT NULL,
     interpolated_samples INTEGER NOT NULL,
+    lap_distance_m       DOUBLE PRECISION,
+    max_lateral_g        DOUBLE PRECISION,
+    max_braking_g        DOUBLE PRECISION,
+    max_accel_g          DOUBLE PRECISION,
+    g_over_limit_samples INTEGER,
+    corners_passed       INTEGER,
+    slowest_corner       INTEGER,
+    min_corner_speed_kmh DOUBLE PRECISION,
     PRIMARY KEY (season, round, driver_number, lap_number)
 );
 
@@ -223,6 +275,43 @@ CREATE TABLE IF NOT EXISTS driver_profiles (
     null_reason       TEXT,
     updated_at        TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,
     PRIMARY KEY (driver_id)
+);
+
+-- era_statistics: Per regulation era and telemetry feature: n, mean and sample std of the train split's
+-- telemetry_features (the statistics of per-era standardisation, f1_assets/transforms/eras.py); replaced
+-- whole. Every era of the era table has a row per feature; NULL mean/std with null_reason where the train
+-- split gives too little.
+CREATE TABLE IF NOT EXISTS era_statistics (
+    era          TEXT NOT NULL,
+    feature      TEXT NOT NULL,
+    n            INTEGER NOT NULL,
+    mean         DOUBLE PRECISION,
+    std          DOUBLE PRECISION,
+    train_races  INTEGER NOT NULL,
+    first_season INTEGER,
+    last_season  INTEGER,
+    null_reason  TEXT,
+    computed_at  TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (era, feature)
+);
+
+-- circuit_versions: Circuit layouts told apart by lap length (f1_assets/transforms/eras.py): per race the
+-- median telemetry lap distance; a race more than eras.LAYOUT_CHANGE_PCT away from the current version's
+-- median starts a new version. Telemetry only (2018+): earlier races have no version (Jolpica's circuit
+-- table has no length). All races with telemetry, not the train split only: a layout is a property of the
+-- track, not a learned statistic. Replaced whole.
+CREATE TABLE IF NOT EXISTS circuit_versions (
+    circuit_id            TEXT NOT NULL,
+    version_id            TEXT NOT NULL,
+    first_season          INTEGER NOT NULL,
+    first_round           INTEGER NOT NULL,
+    last_season           INTEGER NOT NULL,
+    last_round            INTEGER NOT NULL,
+    median_lap_distance_m DOUBLE PRECISION,
+    change_pct            DOUBLE PRECISION,
+    races                 INTEGER NOT NULL,
+    laps                  INTEGER NOT NULL,
+    PRIMARY KEY (version_id)
 );
 
 -- jolpica_request_log: Shared memory of the Jolpica rate limiter when the warehouse is PostgreSQL: one row

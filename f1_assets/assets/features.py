@@ -10,7 +10,9 @@ the rule and its failing keys (`f1_assets.checks.rules.gate`), so nothing downst
 - `lap_features(raw_results, raw_laps, raw_pit_stops, fastf1_laps)` is built from the Jolpica tables
   whether or not FastF1 delivered: without FastF1 laps its FastF1 columns are NULL; it is rebuilt
   (eager automation) when `fastf1_laps` materializes later. Its race row comes from `raw_races`
-  (season-partitioned, no graph edge: see `assets/ingest_jolpica.py`).
+  (season-partitioned, no graph edge: see `assets/ingest_jolpica.py`). Its metadata has the race's
+  weather bin `race_weather` and, when the race has no weather, `weather_reason` (before 2018, no FastF1
+  laps, or the reason fastf1_laps recorded, e.g. "no weather stream recorded"); missing weather never fails it.
 - `telemetry_features(raw_telemetry)` waits for real telemetry: for a 2018+ race without a raw
   telemetry Parquet it does not materialize (an observation says why, the run goes on, downstream
   steps are skipped); a race before 2018, or one FastF1 has no session for, materializes empty with
@@ -68,6 +70,7 @@ def lap_features(
               (("results", raw_results), ("laps", raw_laps), ("pit_stops", raw_pit_stops), ("fastf1", fastf1_laps))}
     empty = {"results": raw_results.iloc[0:0], "laps": raw_laps.iloc[0:0], "pit_stops": raw_pit_stops.iloc[0:0]}
     frames, outcomes, reports, with_fastf1 = [], {}, [], 0
+    weather: dict[str, tuple[str, str | None]] = {}  # race key → (race_weather, why it has no weather)
     for key in keys:
         races = calendar[(calendar["season"] == key.season) & (calendar["round"] == key.round)].reset_index(drop=True)
         if races.empty:
@@ -81,6 +84,7 @@ def lap_features(
         reports.append(quality_report(frame, table("lap_features"), key.season, key.key))
         frames.append(frame)
         with_fastf1 += fastf1 is not None
+        weather[key.key] = _race_weather(context.instance, key, fastf1, frame)
     what = keys[0].key if len(keys) == 1 else f"{keys[0].key}…{keys[-1].key} ({len(keys)} races)"
     checks = [*rules.results("lap_features", rules.merge(outcomes)), rules.quality_check("lap_features", reports)]
     yield from gate(checks, LAP_CHECK_SPECS, f"lap_features for race {what}",
@@ -96,6 +100,13 @@ def lap_features(
         "outlier_rows": int(frame["is_outlier"].sum()) if len(frame) else 0,
         **rules.quality_metadata(reports),
     }
+    if len(keys) == 1:
+        metadata["race_weather"], reason = weather[keys[0].key]
+        if reason:
+            metadata["weather_reason"] = reason
+    else:
+        metadata["race_weather"] = dg.MetadataValue.json({k: w for k, (w, _) in weather.items()})
+        metadata["weather_reasons"] = dg.MetadataValue.json({k: r for k, (_, r) in weather.items() if r})
     if len(keys) == 1 and len(frame):
         metadata["lap_time_distribution"] = dg.MetadataValue.md(plots.png_markdown(
             plots.lap_time_distribution_png(frame, title=f"{what} lap times"), f"{what} lap times"))
@@ -103,6 +114,23 @@ def lap_features(
         metadata["races_in_run"] = len(keys)
         metadata["races_with_fastf1"] = with_fastf1
     yield dg.Output(frame, metadata=metadata)
+
+
+def _race_weather(instance: dg.DagsterInstance, key: Any, fastf1: pd.DataFrame | None,
+                  frame: pd.DataFrame) -> tuple[str, str | None]:
+    """The race's weather bin and, when no lap has weather, why (fastf1_laps' own reason when it gave one)."""
+    bin_ = str(frame["race_weather"].iloc[0]) if len(frame) else "UNKNOWN"
+    if len(frame) and frame["rainfall"].notna().any():
+        return bin_, None
+    if key.season < FIRST_FASTF1_SEASON:
+        return bin_, f"no FastF1 weather before {FIRST_FASTF1_SEASON}"
+    if fastf1 is None or fastf1.empty:
+        return bin_, "no FastF1 laps for this race"
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("fastf1_laps"), asset_partitions=[key.key]), limit=1
+    ).records
+    reason = records[0].asset_materialization.metadata.get("weather_reason") if records else None
+    return bin_, str(reason.value) if reason is not None else "no weather samples in fastf1_laps"
 
 
 def _no_fastf1_session(instance: dg.DagsterInstance, partition_key: str) -> str | None:

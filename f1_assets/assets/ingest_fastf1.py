@@ -1,10 +1,14 @@
 """FastF1 ingest assets, partitioned by race (2018+), with their asset checks.
 
 - `fastf1_laps`: FastF1's session laps (stints, compounds, tyre life, pit in/out, track status, sector
-  times) → warehouse table `fastf1_laps` through the warehouse IO manager.
+  times, and each lap's weather from the optional WeatherData stream) → warehouse table `fastf1_laps`
+  through the warehouse IO manager. A race without a weather stream still materializes (weather NULL,
+  `weather_reason` in the metadata); the WARN rule `weather_ranges` flags implausible weather values.
 - `raw_telemetry`: car data + position merged per driver and tagged with lap numbers → Parquet
   `telemetry/season=YYYY/round=RR/telemetry.parquet` through the Parquet IO manager (one race in
-  memory at a time).
+  memory at a time). Each sample also gets its track position (`Distance`) and, from FastF1's circuit
+  info (`FastF1Resource.circuit_corners`, optional host F1_CIRCUIT_INFO_URL), its `Corner`; without
+  circuit info `Corner` is NULL and the metadata's `corners_missing_reason` names the host and URL.
 
 Both use the `fastf1` resource (`FastF1Resource`), pool `fastf1`, and report `live_timing_available`
 (ERROR, deliberately not blocking: `lap_features` is built without FastF1 data):
@@ -39,6 +43,7 @@ from f1_assets.io_managers.warehouse import ALLOW_SHRINK_TAG, allow_shrink
 from f1_assets.partitions import RaceKey, parse_race_key, races_partitions
 from f1_assets.resources.fastf1 import (
     TELEMETRY_STREAMS,
+    CircuitCorners,
     FastF1DataError,
     FastF1NoSession,
     FastF1Resource,
@@ -55,6 +60,7 @@ from f1_assets.transforms.telemetry import (
     empty_telemetry,
     merge_race_telemetry,
 )
+from f1_assets.transforms.weather import race_weather_bin
 
 GROUP = "ingest_fastf1"
 MAX_FAILING_KEYS = 50  # failing keys listed in check metadata (the count is always complete)
@@ -164,7 +170,7 @@ def fastf1_laps(context: dg.AssetExecutionContext, fastf1: FastF1Resource, wareh
     total_laps = outcome.total_laps if isinstance(outcome, LoadedRace) else None
     quality = [quality_report(rows, table("fastf1_laps"), race.season, race.key)]
     checks = [*laps_checks(rows, raw_results, total_laps), live.check("fastf1_laps"),
-              rules.quality_check("fastf1_laps", quality)]
+              *rules.results("fastf1_laps", [weather_check(rows)]), rules.quality_check("fastf1_laps", quality)]
 
     stored = stored_rows(warehouse, "fastf1_laps", context.partition_key)
     kept = f"{stored} rows" if stored else "nothing"
@@ -178,7 +184,7 @@ def fastf1_laps(context: dg.AssetExecutionContext, fastf1: FastF1Resource, wareh
         reason = live.reason if live.state != "complete" else "FastF1 returned no laps"
     yield from checks
     yield dg.Output(rows, metadata={**_laps_metadata(race, rows, live, reason=reason),
-                                    **rules.quality_metadata(quality)})
+                                    **_weather_metadata(outcome, rows), **rules.quality_metadata(quality)})
 
 
 def _lap_rows(loaded: LoadedRace, results: pd.DataFrame) -> pd.DataFrame:
@@ -188,7 +194,49 @@ def _lap_rows(loaded: LoadedRace, results: pd.DataFrame) -> pd.DataFrame:
     if len(results):  # the warehouse's Jolpica results win over FastF1's copy
         driver_ids |= {str(int(n)): d for n, d in zip(results["driver_number"], results["driver_id"], strict=True)
                        if pd.notna(n)}
-    return laps_to_rows(loaded.laps, loaded.race.season, loaded.race.round, driver_ids)
+    return laps_to_rows(loaded.laps, loaded.race.season, loaded.race.round, driver_ids, loaded.weather)
+
+
+# the WARN rule weather_ranges: column → (low, high), inclusive (physical bounds, not climate records)
+WEATHER_BOUNDS = {"air_temp_c": (-20.0, 60.0), "track_temp_c": (-20.0, 80.0), "humidity_pct": (0.0, 100.0),
+                  "pressure_mbar": (800.0, 1100.0), "wind_speed_mps": (0.0, 60.0), "wind_direction_deg": (0.0, 360.0)}
+
+
+def weather_check(rows: pd.DataFrame) -> rules.CheckOutcome:
+    """`weather_ranges` on a race's fastf1_laps rows: laps whose weather is outside `WEATHER_BOUNDS`
+    (NULL weather is not judged: the stream is optional)."""
+    bad = pd.Series(False, index=rows.index)
+    failing_columns = {}
+    for column, (low, high) in WEATHER_BOUNDS.items():
+        values = pd.to_numeric(rows[column], errors="coerce")
+        out = values.notna() & ~values.between(low, high)
+        if out.any():
+            failing_columns[column] = int(out.sum())
+        bad |= out
+    with_weather = int(rows["air_temp_c"].notna().sum()) if len(rows) else 0
+    return rules.ALL["weather_ranges"].outcome(not bad.any(), {
+        "rows": len(rows), "rows_with_weather": with_weather, "failing_rows": int(bad.sum()),
+        "failing_columns": failing_columns,
+        "failing_keys": _keys(f"{c}#{n}" for c, n in zip(rows.loc[bad, "driver_code"], rows.loc[bad, "lap_number"],
+                                                          strict=True)),
+    })
+
+
+def _weather_metadata(outcome: Outcome, rows: pd.DataFrame) -> dict[str, Any]:
+    """Whether the race had a weather stream (and why not), how many laps have weather, the race's bin."""
+    if isinstance(outcome, LoadedRace):
+        reason = outcome.weather_reason
+        samples = len(outcome.weather)
+    else:
+        reason, samples = f"no FastF1 session loaded ({outcome.reason})", 0
+    metadata: dict[str, Any] = {
+        "weather_samples": samples,
+        "laps_with_weather": int(rows["rainfall"].notna().sum()) if len(rows) else 0,
+        "race_weather": race_weather_bin(rows["rainfall"]) if len(rows) else "UNKNOWN",
+    }
+    if reason:
+        metadata["weather_reason"] = reason
+    return metadata
 
 
 def _laps_metadata(race: RaceKey, rows: pd.DataFrame, live: LiveTiming, *, reason: str | None) -> dict[str, Any]:
@@ -245,12 +293,16 @@ def raw_telemetry(context: dg.AssetExecutionContext, fastf1: FastF1Resource, blo
     live = LiveTiming.of(outcome, TELEMETRY_ASSET_STREAMS)
 
     frame, stats, race_laps = empty_telemetry(), NO_TELEMETRY, None
+    # corners (FastF1 circuit info, another host) are optional: without them `Corner` stays NULL, and why is in
+    # the metadata; asked for only when there are samples to match
+    circuit = CircuitCorners(None, None, "no telemetry samples: circuit info not asked for")
     if isinstance(outcome, LoadedRace) and (outcome.car_data or outcome.pos_data):
         codes = {}
         if len(outcome.results) and "Abbreviation" in outcome.results:
             codes = {str(k): v for k, v in outcome.results["Abbreviation"].dropna().items()}
         laps = outcome.laps
-        frame, stats = merge_race_telemetry(outcome.car_data, outcome.pos_data, laps, codes)
+        circuit = fastf1.circuit_corners(outcome)
+        frame, stats = merge_race_telemetry(outcome.car_data, outcome.pos_data, laps, codes, circuit.corners)
         race_laps = int(laps["LapNumber"].max()) if len(laps) else outcome.total_laps
     quality = [quality_report(frame, table("raw_telemetry"), race.season, race.key)]
     checks = [*telemetry_checks(frame, raw_results, race_laps), live.check("raw_telemetry"),
@@ -267,7 +319,7 @@ def raw_telemetry(context: dg.AssetExecutionContext, fastf1: FastF1Resource, blo
         reason = live.reason if live.state != "complete" else "FastF1 returned no car telemetry"
     metadata: dict[str, Any] = {"race": race.key, "rows": stats.rows, "drivers": stats.drivers,
                                 "samples": stats.samples, "interpolated": stats.interpolated,
-                                "gap_samples": stats.gap_samples, **live.metadata(),
+                                "gap_samples": stats.gap_samples, **live.metadata(), **circuit.metadata(),
                                 # the Parquet IO manager does not report it: the schema-drift check reads it here
                                 "dagster/column_schema": table("raw_telemetry").table_schema(),
                                 **rules.quality_metadata(quality)}

@@ -34,7 +34,8 @@ from f1_assets.transforms.jolpica import starters
 
 LAP_KEY = list(table("lap_features").primary_key)
 TELEMETRY_KEY = list(table("telemetry_features").primary_key)
-FASTF1_ONLY_COLUMNS = ("track_status", "safety_car")
+FASTF1_ONLY_COLUMNS = ("track_status", "safety_car", "sector1_ms", "sector2_ms", "sector3_ms", "air_temp_c",
+                       "track_temp_c", "humidity_pct", "rainfall")
 # columns NULL by design on most rows: not a completeness matter
 COMPLETENESS_EXEMPT = ("outlier_reason",)
 RULES = {**LAP_FEATURES, **TELEMETRY_FEATURES}
@@ -213,5 +214,13 @@ def lap_feature_checks(lap_features: pd.DataFrame, results: pd.DataFrame, pit_st
     ]
 
 
+def check_g_force_range(telemetry_features: pd.DataFrame) -> CheckOutcome:
+    """Laps with samples beyond |g| <= 6 (g_over_limit_samples > 0): WARN, flagged, never dropped."""
+    over = telemetry_features["g_over_limit_samples"].fillna(0)
+    return _outcome("g_force_range", "|lateral g|, |longitudinal g| <= 6", telemetry_features[over > 0],
+                    len(telemetry_features), TELEMETRY_KEY, samples_over_limit=int(over.sum()))
+
+
 def telemetry_feature_checks(telemetry_features: pd.DataFrame) -> list[CheckOutcome]:
-    return [check_schema(telemetry_features, TELEMETRY_FEATURES_SCHEMA), check_telemetry_ranges(telemetry_features)]
+    return [check_schema(telemetry_features, TELEMETRY_FEATURES_SCHEMA), check_telemetry_ranges(telemetry_features),
+            check_g_force_range(telemetry_features)]

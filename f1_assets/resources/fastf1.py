@@ -18,6 +18,10 @@ records that carry the exception) and turns it into one of four outcomes of `loa
   resolve or timed out (`retryable`; retried in the step `connect_retries` times first), FastF1's own
   rate limit, or no schedule backend had the season (not retryable). Try again later; never "no session".
 - `FastF1DataError`: the upstream answered with lines that do not decode (fail, keep what is stored).
+
+`circuit_corners(loaded)` asks FastF1's circuit-info host (MultiViewer, `F1_CIRCUIT_INFO_URL`) for the
+circuit's corners (`Session.get_circuit_info()`); it is optional data, so every upstream failure comes
+back as a `CircuitCorners` without corners and with the reason (the URL asked, the host's answer).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ FIRST_FASTF1_SEASON = 2018
 # the variables the resource follows (settings.py reads them; the fields below name them)
 LIVETIMING_URL_VARIABLE = settings.LIVETIMING_URL
 SCHEDULE_URL_VARIABLE = settings.FASTF1_SCHEDULE_URL
+CIRCUIT_INFO_URL_VARIABLE = settings.CIRCUIT_INFO_URL
+# circuit info (corners) is optional: one request, given this long before the race goes on without it
+CIRCUIT_INFO_TIMEOUT_SECONDS = 30.0
 HOME_VARIABLE = settings.HOME
 
 
@@ -58,6 +65,9 @@ def _direct(what: str) -> str:
 # which live-timing streams feed each part of a loaded session
 LAP_STREAMS = ("TimingData", "TimingAppData")
 TELEMETRY_STREAMS = ("CarData.z", "Position.z")
+# optional, like FastF1 itself: loaded with the laps, never counted as a missing stream (many recorded
+# sessions lack it); `LoadedRace.weather_reason` says why a race has none
+WEATHER_STREAM = "WeatherData"
 # every stream a laps load reads (DESIGN.md "Upstream: FastF1", plus the race control messages)
 SESSION_STREAMS = ("SessionInfo", "DriverList", "SessionStatus", "LapCount", "TrackStatus", *LAP_STREAMS,
                    "RaceControlMessages")
@@ -81,6 +91,7 @@ _STREAM_OF_FETCH = {
 }
 # connection-level failures: the host was not reached at all (refused, DNS, timeout)
 _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+MVAPI_PATH = "/api/v1/"  # fastf1.mvapi.api appends it to its HOST
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +131,7 @@ class LoadedRace:
     missing_streams: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
     not_served: tuple[str, ...] = ()  # of the missing streams, the ones the host answered with an error
+    weather_not_served: bool = False  # the host answered the WeatherData request with an error
 
     def _loaded(self, attr: str) -> Any:
         from fastf1.exceptions import DataNotLoadedError
@@ -168,8 +180,40 @@ class LoadedRace:
         return (self._loaded("pos_data") or {}) if "Position.z" not in self.missing_streams else {}
 
     @property
+    def weather(self) -> pd.DataFrame:
+        """FastF1's `session.weather_data` (Time, AirTemp, Humidity, Pressure, Rainfall, TrackTemp,
+        WindDirection, WindSpeed; about one sample a minute); empty without the stream."""
+        weather = self._loaded("weather_data")
+        return weather if weather is not None else pd.DataFrame()
+
+    @property
+    def weather_reason(self) -> str | None:
+        """Why the race has no weather samples (None when it has some)."""
+        if len(self.weather):
+            return None
+        if self.weather_not_served:
+            return "no weather stream recorded"
+        return "the weather stream is empty or was not loaded"
+
+    @property
     def api_path(self) -> str:
         return str(self._loaded("api_path") or "")
+
+
+@dataclass(frozen=True)
+class CircuitCorners:
+    """FastF1's corners of a race's circuit (`Number, Letter, X, Y`), or None with the `reason`."""
+
+    corners: pd.DataFrame | None
+    url: str | None  # where they were asked for
+    reason: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        md: dict[str, Any] = {"circuit_info_url": self.url or "", "corners": 0 if self.corners is None
+                              else len(self.corners)}
+        if self.reason:
+            md["corners_missing_reason"] = self.reason
+        return md
 
 
 class _FastF1Log(logging.Handler):
@@ -264,6 +308,9 @@ class FastF1Resource(dg.ConfigurableResource):
         HOME_VARIABLE, "./.f1_home; the cache is the directory fastf1-cache in it")
     cache_dir: str | None = Field(description="FastF1's cache directory given directly instead of "
                                   "$F1_HOME/fastf1-cache (tests, scripts).")
+    circuit_info_url_env_var: Literal[CIRCUIT_INFO_URL_VARIABLE] = env_var_field(
+        CIRCUIT_INFO_URL_VARIABLE, f"FastF1's circuit-info host (MultiViewer), {settings.DEFAULT_CIRCUIT_INFO_URL}")
+    circuit_info_url: str | None = Field(description=_direct("The circuit-info base URL (ends in /api/v1/)"))
     offline: bool = False  # serve only what the cache holds (no request at all)
     connect_retries: int = 2
     retry_backoff_seconds: float = 5.0
@@ -283,6 +330,65 @@ class FastF1Resource(dg.ConfigurableResource):
 
     def effective_jolpica_url(self) -> str:
         return (self.jolpica_url or settings.jolpica_url()).rstrip("/")
+
+    def effective_circuit_info_url(self) -> str:
+        url = self.circuit_info_url or settings.circuit_info_url()
+        return settings.http_url(CIRCUIT_INFO_URL_VARIABLE, url).rstrip("/") + "/"
+
+    def circuit_corners(self, loaded: LoadedRace) -> CircuitCorners:
+        """The corners of the race's circuit from FastF1's circuit info (`Session.get_circuit_info()`,
+        served by the circuit-info host), or why there are none. Never raises for the upstream: circuit
+        info is optional (corner columns stay NULL); only a malformed setting is a ConfigError."""
+        base = self.effective_circuit_info_url()
+        parts = urlsplit(base)
+        if not parts.path.endswith(MVAPI_PATH):
+            raise settings.ConfigError(f"{CIRCUIT_INFO_URL_VARIABLE}={base}: FastF1 asks its circuit-info host for "
+                                       f"<host>{MVAPI_PATH}circuits/<key>/<year>: the URL must end in {MVAPI_PATH}")
+        session = loaded.session
+        try:
+            key, year = session.session_info["Meeting"]["Circuit"]["Key"], int(session.event.year)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return CircuitCorners(None, None, "the session names no circuit (SessionInfo Meeting.Circuit.Key): "
+                                  "no circuit info to ask for")
+        url = settings.redact(f"{base}circuits/{key}/{year}")
+        if not hasattr(session, "get_circuit_info"):
+            return CircuitCorners(None, url, "the loaded session is not a FastF1 session: no circuit info")
+        import fastf1.mvapi.api
+
+        # FastF1 has no setting for this host either: `fastf1.mvapi.api` builds `{PROTO}://{HOST}/api/v1/...`
+        # from module constants at request time. Set here only, right before the one request.
+        fastf1.mvapi.api.PROTO = parts.scheme
+        fastf1.mvapi.api.HOST = parts.netloc + parts.path[: -len(MVAPI_PATH)]
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["value"] = session.get_circuit_info()
+            except BaseException as exc:  # handed to the caller's thread
+                outcome["error"] = exc
+
+        with _capture_fastf1_log():  # FastF1's warnings stay out of the run's log; the reason says it all
+            worker = threading.Thread(target=work, name="fastf1-circuit-info", daemon=True)
+            worker.start()
+            worker.join(CIRCUIT_INFO_TIMEOUT_SECONDS)
+        if worker.is_alive():
+            return CircuitCorners(None, url, f"the circuit-info host did not answer {url} within "
+                                  f"{CIRCUIT_INFO_TIMEOUT_SECONDS:g} s ({CIRCUIT_INFO_URL_VARIABLE})")
+        error = outcome.get("error")
+        if isinstance(error, _UNREACHABLE):
+            return CircuitCorners(None, url, f"the circuit-info host is unreachable: {url} ({type(error).__name__}; "
+                                  f"{CIRCUIT_INFO_URL_VARIABLE})")
+        if isinstance(error, AttributeError) or (error is None and outcome.get("value") is None):
+            # FastF1 got no usable answer (HTTP error or not JSON): get_circuit_info then fails on None
+            return CircuitCorners(None, url, f"no circuit info at {url}: the host has no recording of this "
+                                  f"circuit and season ({CIRCUIT_INFO_URL_VARIABLE})")
+        if error is not None:
+            return CircuitCorners(None, url, settings.redact(f"FastF1 could not read the circuit info at {url}: "
+                                                             f"{type(error).__name__}: {error}"))
+        corners = outcome["value"].corners
+        if corners is None or len(corners) == 0:
+            return CircuitCorners(None, url, f"the circuit info at {url} lists no corners")
+        return CircuitCorners(corners[["Number", "Letter", "X", "Y"]].reset_index(drop=True), url, None)
 
     def _configure_fastf1(self) -> None:
         import fastf1
@@ -381,7 +487,7 @@ class FastF1Resource(dg.ConfigurableResource):
             except ValueError as exc:
                 raise FastF1NoSession(race, f"FastF1 has no race session for this round: {exc}") from exc
             try:
-                session.load(laps=laps, telemetry=telemetry, weather=False, messages=laps)
+                session.load(laps=laps, telemetry=telemetry, weather=laps, messages=laps)
             except RateLimitExceededError as exc:
                 raise FastF1UpstreamError(race, f"FastF1's own request limit was hit: {exc}", retryable=True) from exc
 
@@ -402,6 +508,7 @@ class FastF1Resource(dg.ConfigurableResource):
                 f"streams not loaded: {', '.join(missing)}", tuple(urls), retryable=True)
         loaded.missing_streams = missing
         loaded.not_served = tuple(s for s in missing if s in fastf1_log.not_served)
+        loaded.weather_not_served = WEATHER_STREAM in fastf1_log.not_served
         return loaded
 
 

@@ -52,11 +52,21 @@ MEMBERS: dict[str, dict[str, str]] = {
                             "time": "duration", "is_entry_fastest_lap": "bool", "is_deleted": "bool"},
     "formula_one_pitstop.csv": {"id": "int", "session_entry_id": "int", "lap_id": "int", "number": "int",
                                 "local_timestamp": "text", "duration": "duration"},
+    # the standings after each round (Jolpica's managed views, one row per session that awarded points)
+    "formula_one_driverchampionship.csv": {"id": "int", "round_id": "int", "driver_id": "int", "position": "int",
+                                           "points": "float", "win_count": "int", "is_eligible": "bool",
+                                           "adjustment_type": "int"},
+    "formula_one_teamchampionship.csv": {"id": "int", "round_id": "int", "team_id": "int", "position": "int",
+                                         "points": "float", "win_count": "int", "is_eligible": "bool",
+                                         "adjustment_type": "int"},
 }
 _KINDS = {"int": "an integer", "float": "a number", "bool": "t or f", "text": "text", "date": "a date YYYY-MM-DD",
           "timestamp": "a timestamp", "duration": "a duration HH:MM:SS.fff"}
 RACE_TABLES = ("raw_results", "raw_qualifying", "raw_sprint_results", "raw_laps", "raw_pit_stops")
-RAW_TABLES = ("raw_races", *RACE_TABLES)
+# the standings per round: raw race tables too, but outside RACE_TABLES (the coverage of the five
+# tables above, which `f1-assets history` loads) until the history command loads them as well
+STANDINGS_TABLES = ("raw_driver_standings", "raw_constructor_standings")
+RAW_TABLES = ("raw_races", *RACE_TABLES, *STANDINGS_TABLES)
 # sessionentry.status (Jolpica's SessionStatus) → positionText of an unclassified entry; any other is R.
 # Jolpica's API never says N or E: it maps Ergast's N (not classified) to R too.
 _UNCLASSIFIED_TEXT = {30: "W", 20: "D", 40: "F", 41: "F"}
@@ -243,7 +253,7 @@ def _finish(df: pd.DataFrame, name: str, sort: list[str], dump: Dump) -> pd.Data
 # ------------------------------------------------------------------------- the raw tables
 
 def raw_tables(dump: Dump) -> dict[str, pd.DataFrame]:
-    """The six raw tables (`RAW_TABLES`) for every race of the dump, columns and dtypes as declared."""
+    """The raw tables (`RAW_TABLES`) for every race of the dump, columns and dtypes as declared."""
     rounds = _rounds(dump)
     entries = _entries(dump, rounds)
     fastest = _fastest_laps(dump)
@@ -256,6 +266,8 @@ def raw_tables(dump: Dump) -> dict[str, pd.DataFrame]:
                                               "raw_sprint_results"),
         "raw_laps": _laps(dump, race_entries),
         "raw_pit_stops": _pit_stops(dump, race_entries),
+        "raw_driver_standings": _standings(dump, rounds, "raw_driver_standings"),
+        "raw_constructor_standings": _standings(dump, rounds, "raw_constructor_standings"),
     }
 
 
@@ -345,6 +357,56 @@ def _pit_stops(dump: Dump, race_entries: pd.DataFrame) -> pd.DataFrame:
                      right_on="entry_id", how="inner", validate="many_to_one")
     df = df.assign(stop=df["number"], time_of_day=df["local_timestamp"], duration_ms=_ms(df["duration"]))
     return _finish(df, "raw_pit_stops", ["season", "round", "lap", "driver_id", "stop"], dump)
+
+
+# Jolpica's ChampionshipAdjustmentType → positionText (its StandingSerializer): disqualified from the
+# championship D, excluded E; otherwise "-" when not eligible, else the position. (1 = a points deduction.)
+_ADJUSTED_TEXT = {101: "D", 102: "E"}
+
+
+def _standings(dump: Dump, rounds: pd.DataFrame, name: str) -> pd.DataFrame:
+    """raw_driver_standings / raw_constructor_standings: the championship rows of each round, as the API's
+    `/{season}/{round}/driverStandings` serves them. The dump also holds the standings after a sprint, with
+    no round (the API filters on the round, so they never show); a driver's constructors are the teams of
+    their round entries of the season up to the round, in the order of their first round (the API's)."""
+    drivers = name == "raw_driver_standings"
+    member = "formula_one_driverchampionship.csv" if drivers else "formula_one_teamchampionship.csv"
+    champ = dump[member]
+    champ = champ[champ["round_id"].notna()]
+    _dangling(dump, champ, "round_id", "formula_one_round.csv", member)
+    df = champ.merge(rounds[["round_id", "season", "round"]], on="round_id", how="left", validate="many_to_one")
+    if drivers:
+        df = _lookup(df.rename(columns={"driver_id": "driver_key"}), "driver_key", dump, "formula_one_driver.csv",
+                     {"reference": "driver_id"}, member)
+        df = df.merge(_constructors_so_far(dump, rounds, df), on=["season", "round", "driver_key"], how="left",
+                      validate="many_to_one")
+    else:
+        df = _lookup(df.rename(columns={"team_id": "team_key"}), "team_key", dump, "formula_one_team.csv",
+                     {"reference": "constructor_id"}, member)
+    eligible = df["is_eligible"].fillna(False).to_numpy(dtype=bool)
+    text = np.where(eligible & df["position"].notna().to_numpy(), df["position"].astype(str), "-")
+    adjusted = df["adjustment_type"].map(_ADJUSTED_TEXT)
+    df = df.assign(position_text=adjusted.where(adjusted.notna(), text), wins=df["win_count"])
+    key = "driver_id" if drivers else "constructor_id"
+    return _finish(df, name, ["season", "round", "position", key], dump)
+
+
+def _constructors_so_far(dump: Dump, rounds: pd.DataFrame, standings: pd.DataFrame) -> pd.DataFrame:
+    """(season, round, driver_key) of the standings → constructor_ids: the driver's teams with a round entry
+    in the season up to that round, comma-joined by first round (then reference)."""
+    entries = _lookup(dump["formula_one_roundentry.csv"][["round_id", "team_driver_id"]], "team_driver_id", dump,
+                      "formula_one_teamdriver.csv", {"driver_id": "driver_key", "team_id": "team_key"},
+                      "formula_one_roundentry.csv")
+    entries = _lookup(entries, "team_key", dump, "formula_one_team.csv", {"reference": "team_ref"},
+                      "formula_one_teamdriver.csv")
+    entries = entries.merge(rounds[["round_id", "season", "round"]], on="round_id", how="inner")
+    first = (entries.groupby(["season", "driver_key", "team_ref"], as_index=False)["round"].min()
+             .rename(columns={"round": "first_round"}))
+    wanted = standings[["season", "round", "driver_key"]].drop_duplicates()
+    teams = wanted.merge(first, on=["season", "driver_key"], how="inner")
+    teams = teams[teams["first_round"] <= teams["round"]].sort_values(["first_round", "team_ref"], kind="stable")
+    joined = teams.groupby(["season", "round", "driver_key"], as_index=False)["team_ref"].agg(",".join)
+    return joined.rename(columns={"team_ref": "constructor_ids"})
 
 
 # ------------------------------------------------------------------------- coverage

@@ -3,7 +3,9 @@
 Called by the `fastf1_laps` asset (`f1_assets.assets.ingest_fastf1`) and by tests. The input is
 FastF1's `session.laps` frame (columns Driver, DriverNumber, LapNumber, LapTime, Stint, Compound,
 TyreLife, FreshTyre, PitInTime, PitOutTime, Sector1Time..Sector3Time, TrackStatus, IsAccurate,
-Deleted, …); the output is the declared table `fastf1_laps` (`f1_assets/tables/fastf1.yaml`).
+Deleted, LapStartTime, Time, …) and, optionally, FastF1's `session.weather_data` (the weather columns
+of each lap, `f1_assets.transforms.weather.lap_weather`: NULL without it); the output is the declared
+table `fastf1_laps` (`f1_assets/tables/fastf1.yaml`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from f1_assets.tables import table
+from f1_assets.transforms.weather import lap_weather
 
 FASTF1_LAPS = table("fastf1_laps")
 
@@ -66,8 +69,10 @@ def laps_to_rows(
     season: int,
     round_: int,
     driver_ids: Mapping[str, str] | None = None,
+    weather: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """FastF1 `session.laps` → `fastf1_laps` rows; `driver_ids` maps car number → Jolpica driverId."""
+    """FastF1 `session.laps` → `fastf1_laps` rows; `driver_ids` maps car number → Jolpica driverId;
+    `weather` is FastF1's `session.weather_data` (None or empty: the weather columns are NULL)."""
     if len(laps) == 0:
         return empty_rows()
     driver_ids = {str(k): v for k, v in (driver_ids or {}).items()}
@@ -94,6 +99,9 @@ def laps_to_rows(
             **{f"sector{n}_time_ms": _ms(laps[f"Sector{n}Time"]) for n in (1, 2, 3)},
         }
     )
+    start = laps["LapStartTime"] if "LapStartTime" in laps else pd.Series(pd.NaT, index=laps.index)
+    end = laps["Time"] if "Time" in laps else pd.Series(pd.NaT, index=laps.index)
+    rows = pd.concat([rows, lap_weather(start, end, weather).set_axis(rows.index)], axis=1)
     rows["driver_id"] = rows["driver_id"].where(rows["driver_id"].notna(), None)
     return FASTF1_LAPS.conform(rows.sort_values(["driver_number", "lap_number"]).reset_index(drop=True))
 

@@ -31,6 +31,13 @@ Feature definitions (one row per driver-lap of `raw_laps`; no row is ever droppe
 - `track_status`: FastF1's track status codes seen during the lap ('1' clear, '2' yellow, '4' SC,
   '5' red, '6' VSC, '7' VSC ending), NULL where FastF1 does not have the lap.
 - `safety_car`: True when the status contains 4, 5, 6 or 7; NULL where the status is unknown.
+- `sector1_ms`..`sector3_ms`: FastF1's sector times (fastf1_laps), NULL where FastF1 has none.
+- `air_temp_c`, `track_temp_c`, `humidity_pct`, `rainfall`: the lap's weather from fastf1_laps (FastF1's
+  WeatherData stream; `f1_assets.transforms.weather`), NULL without it. Categorical bins (the design's
+  "categorical binning"): `weather` per lap 'Wet' (rain during the lap) / 'Dry' / 'UNKNOWN' (no weather
+  for the lap: before 2018, no FastF1 data, no weather stream); `race_weather` per race 'Dry' (no lap
+  with rain) / 'Wet' (rain on more than half of the driver-laps with known weather) / 'Mixed' /
+  'UNKNOWN' (no lap with known weather).
 - `is_outlier` / `outlier_reason` (comma-joined, in this order): 'no_time' (no lap time),
   'too_fast' (< 30 s), 'too_slow' (> 300 s), 'statistical' (> mean + 3σ of the driver's clean
   laps; clean = timed, 30–300 s, not first/in/out lap, not under SC/VSC/red), 'first_lap',
@@ -39,6 +46,8 @@ Feature definitions (one row per driver-lap of `raw_laps`; no row is ever droppe
   that lap (in/out laps aside) is more than 1.05 x the race's typical field median: a safety car or VSC seen in the
   timing itself, for races without FastF1). Outliers are flagged, never dropped; neutralised laps
   are not clean laps.
+- `era`: the season's regulation era (`f1_assets.transforms.eras.ERAS`, FIA technical regulation
+  periods with their source), never NULL.
 
 Telemetry per (driver, lap) — see `build_telemetry_features`.
 """
@@ -53,6 +62,9 @@ import numpy as np
 import pandas as pd
 
 from f1_assets.tables import table
+from f1_assets.transforms.eras import era_of
+from f1_assets.transforms.kinematics import lap_kinematics
+from f1_assets.transforms.weather import race_weather_bin, weather_bin
 
 START_FUEL_KG = 110.0
 MIN_LAP_MS = 30_000
@@ -66,6 +78,10 @@ UNKNOWN_COMPOUND = "UNKNOWN"
 TELEMETRY_CHANNELS = ["Speed", "RPM", "nGear", "Throttle", "Brake", "DRS", "X", "Y", "Z"]
 
 _STATUS_REASONS = (("4", "safety_car"), ("5", "red_flag"), ("67", "vsc"))
+# fastf1_laps columns carried into lap_features as they are (fastf1_laps name → lap_features name)
+FASTF1_CARRIED = {"sector1_time_ms": "sector1_ms", "sector2_time_ms": "sector2_ms", "sector3_time_ms": "sector3_ms",
+                  "air_temp_c": "air_temp_c", "track_temp_c": "track_temp_c", "humidity_pct": "humidity_pct",
+                  "rainfall": "rainfall"}
 
 
 def race_id(season: int, rnd: int) -> str:
@@ -160,12 +176,15 @@ def fastf1_lap_columns(keys: pd.DataFrame, fastf1_laps: pd.DataFrame | None, res
     `ff_stint`, `ff_compound`, `ff_compound_std`, `ff_track_status`: NULL where FastF1 has no such lap,
     all NULL without FastF1 data. Index: that of `keys`.
     """
-    cols = ["ff_stint", "ff_compound", "ff_compound_std", "ff_track_status"]
+    carried = {c: f"ff_{name}" for c, name in FASTF1_CARRIED.items()}  # also `ff_sector1_ms`.., `ff_rainfall`
+    cols = ["ff_stint", "ff_compound", "ff_compound_std", "ff_track_status", *carried.values()]
     if fastf1_laps is None or fastf1_laps.empty:
         return pd.DataFrame({c: None for c in cols}, index=keys.index)
     numbers = results[["driver_id", "driver_number"]].dropna().drop_duplicates("driver_number")
     numbers = numbers.astype({"driver_number": "int64"})
-    ff = fastf1_laps[["driver_number", "lap_number", "stint", "compound", "compound_std", "track_status"]]
+    # reindex: rows stored before the sector/weather columns existed lack them (NULL)
+    ff = fastf1_laps.reindex(columns=["driver_number", "lap_number", "stint", "compound", "compound_std",
+                                      "track_status", *carried]).rename(columns=carried)
     ff = ff.dropna(subset=["driver_number", "lap_number"]).astype({"driver_number": "int64", "lap_number": "int64"})
     ff = ff.merge(numbers, on="driver_number", how="inner").drop_duplicates(["driver_id", "lap_number"])
     ff = ff.drop(columns="driver_number").rename(columns={
@@ -173,6 +192,16 @@ def fastf1_lap_columns(keys: pd.DataFrame, fastf1_laps: pd.DataFrame | None, res
         "track_status": "ff_track_status"})
     joined = keys[["driver_id", "lap_number"]].merge(ff, on=["driver_id", "lap_number"], how="left")
     return joined[cols].set_axis(keys.index)
+
+
+def sectors_and_weather(fastf1: pd.DataFrame) -> pd.DataFrame:
+    """`sector1_ms`..`sector3_ms`, the lap's weather and its bins `weather` and `race_weather` (one
+    value for every row of the race) from `fastf1_lap_columns(...)`; see the module docstring."""
+    out = pd.DataFrame({name: fastf1[f"ff_{name}"] for name in FASTF1_CARRIED.values()}, index=fastf1.index)
+    out["rainfall"] = out["rainfall"].astype("boolean")
+    out["weather"] = weather_bin(out["rainfall"])
+    out["race_weather"] = race_weather_bin(out["rainfall"])
+    return out
 
 
 def stints_and_tyres(keys: pd.DataFrame, fastf1: pd.DataFrame, stops_before: pd.Series) -> pd.DataFrame:
@@ -353,8 +382,10 @@ def build_lap_features(
         fuel_and_laps_remaining(df["lap_number"], scheduled_laps(results)),
         gaps_ms(df["lap_number"], df["position"], cumulative_time_ms(df["driver_id"], lap_ms)),
         track_status_flags(fastf1["ff_track_status"]),
+        sectors_and_weather(fastf1),
     ], axis=1)
-    return table("lap_features").conform(pd.concat([df, outlier_flags(df, lap_ms)], axis=1))
+    era = era_of(int(_race_value(race, "season")))  # the season's regulation era (f1_assets/transforms/eras.py)
+    return table("lap_features").conform(pd.concat([df, outlier_flags(df, lap_ms)], axis=1).assign(era=era))
 
 
 # ------------------------------------------------------------------------- telemetry_features
@@ -473,6 +504,9 @@ def build_telemetry_features(telemetry: pd.DataFrame, *, season: int, rnd: int) 
     - `drs_open_share`: share of known DRS codes that are open (`drs_open_share`).
     - `sample_count`: samples in the lap; `gap_samples`: samples with NaN in any channel
       (`TELEMETRY_CHANNELS`); `interpolated_samples`: samples with `Interpolated` true.
+    - track position, g-forces and corners (`lap_distance_m`, `max_lateral_g`, `max_braking_g`,
+      `max_accel_g`, `g_over_limit_samples`, `corners_passed`, `slowest_corner`, `min_corner_speed_kmh`):
+      `f1_assets.transforms.kinematics.lap_kinematics`.
     """
     samples = lap_samples(telemetry)
     features = table("telemetry_features")
@@ -499,5 +533,6 @@ def build_telemetry_features(telemetry: pd.DataFrame, *, season: int, rnd: int) 
         "sample_count": np.diff(np.append(samples.starts, len(samples.gid))).astype("int64"),
         "gap_samples": gap_samples(samples),
         "interpolated_samples": interpolated_samples(samples),
+        **lap_kinematics(samples),
     })
     return features.conform(out)

@@ -365,3 +365,57 @@ def by_race(frame: pd.DataFrame) -> dict[tuple[int, int], pd.DataFrame]:
         return {}
     return {(int(s), int(r)): part.reset_index(drop=True)
             for (s, r), part in frame.groupby(["season", "round"], sort=True)}
+
+
+# ------------------------------------------------------------------------- standings
+
+DRIVER_STANDING_DTYPES = table("raw_driver_standings").dtypes()
+CONSTRUCTOR_STANDING_DTYPES = table("raw_constructor_standings").dtypes()
+
+
+def _standings_entries(pages: Sequence[Page], key: str) -> Iterator[tuple[str, dict[str, Any], str, dict[str, Any]]]:
+    """Each entry of each StandingsLists[]'s `key` list (DriverStandings, ConstructorStandings), as
+    `(url, {"season", "round"} of its list, its field path, the entry)`: the standings pages' shape
+    (MRData.StandingsTable.StandingsLists[].<key>[]) instead of the race pages' RaceTable."""
+    for url, payload in pages:
+        standings = mrdata(url, payload).get("StandingsTable")
+        if not isinstance(standings, dict) or not isinstance(standings.get("StandingsLists"), list):
+            raise UpstreamDataError(f"{url}: field MRData.StandingsTable.StandingsLists: missing or not a list")
+        for i, listed in enumerate(standings["StandingsLists"]):
+            race_key = {"season": _int(url, f"StandingsLists[{i}].season", listed.get("season")),
+                        "round": _int(url, f"StandingsLists[{i}].round", listed.get("round"))}
+            for j, entry in enumerate(listed.get(key) or []):
+                yield url, race_key, f"StandingsLists[{i}].{key}[{j}]", entry
+
+
+def _standing(url: str, f: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """The fields every standing has: position (absent when not eligible), positionText, points, wins."""
+    return {
+        "position": _int(url, f"{f}.position", entry.get("position"), optional=True),
+        "position_text": _str(url, f"{f}.positionText", entry, "positionText"),
+        "points": _float(url, f"{f}.points", entry.get("points")),
+        "wins": _int(url, f"{f}.wins", entry.get("wins")),
+    }
+
+
+def parse_driver_standings(pages: Sequence[Page]) -> pd.DataFrame:
+    """`/{season}/{round}/driverStandings` pages → raw_driver_standings rows (the drivers' championship
+    after the round), in standings order (not eligible last, by driver)."""
+    rows = []
+    for url, race_key, f, entry in _standings_entries(pages, "DriverStandings"):
+        teams = entry.get("Constructors") or []
+        rows.append({**race_key, "driver_id": _id(url, f, entry, "Driver"), **_standing(url, f, entry),
+                     "constructor_ids": ",".join(_str(url, f"{f}.Constructors[{k}].constructorId", team,
+                                                      "constructorId") for k, team in enumerate(teams)) or None})
+    df = _frame(rows, DRIVER_STANDING_DTYPES)
+    return df.sort_values(["season", "round", "position", "driver_id"], kind="stable",
+                          na_position="last").reset_index(drop=True)
+
+
+def parse_constructor_standings(pages: Sequence[Page]) -> pd.DataFrame:
+    """`/{season}/{round}/constructorStandings` pages → raw_constructor_standings rows (1958 on)."""
+    rows = [{**race_key, "constructor_id": _id(url, f, entry, "Constructor"), **_standing(url, f, entry)}
+            for url, race_key, f, entry in _standings_entries(pages, "ConstructorStandings")]
+    df = _frame(rows, CONSTRUCTOR_STANDING_DTYPES)
+    return df.sort_values(["season", "round", "position", "constructor_id"], kind="stable",
+                          na_position="last").reset_index(drop=True)

@@ -12,8 +12,10 @@ less than 1 s apart — linearly for continuous channels (Speed, RPM, Throttle, 
 value for discrete ones (nGear, Brake, DRS) — and the row is marked `Interpolated`. Inside a longer
 gap (or before the first / after the last sample, or with a stream absent) the channel stays NaN and
 the row counts as a *gap sample*. Each row is tagged with the lap whose [LapStartTime, Time] holds
-its SessionTime (NULL outside every lap). The output is the declared Parquet table `raw_telemetry`
-(`f1_assets/tables/fastf1.yaml`: its columns, dtypes, units and meaning).
+its SessionTime (NULL outside every lap). Each lap's samples then get their track position
+`Distance` (m from the lap's first sample, FastF1's `add_distance` integration) and, when FastF1's
+circuit info is given, the `Corner` they are at (`f1_assets.transforms.kinematics`). The output is the
+declared Parquet table `raw_telemetry` (`f1_assets/tables/fastf1.yaml`: its columns, dtypes, units and meaning).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from f1_assets.tables import table
+from f1_assets.transforms.kinematics import distance_along_laps, match_corners, seconds
 
 RAW_TELEMETRY = table("raw_telemetry")
 CAR_CHANNELS = ["Speed", "RPM", "nGear", "Throttle", "Brake", "DRS"]
@@ -136,8 +139,10 @@ def merge_race_telemetry(
     pos_data: Mapping[str, pd.DataFrame],
     laps: pd.DataFrame,
     driver_codes: Mapping[str, str],
+    corners: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, TelemetryStats]:
-    """Every driver's merged telemetry in one frame (the table `raw_telemetry`), plus its counts."""
+    """Every driver's merged telemetry in one frame (the table `raw_telemetry`), plus its counts.
+    `corners`: FastF1's circuit info corners (Number, X, Y); None leaves `Corner` NULL."""
     frames = []
     samples = gaps = 0
     numbers = sorted({str(k) for k in car_data} | {str(k) for k in pos_data}, key=int)
@@ -154,6 +159,7 @@ def merge_race_telemetry(
         return empty_telemetry(), TelemetryStats(0, 0, samples, 0, gaps)
     race = pd.concat(frames, ignore_index=True)
     race["LapNumber"] = tag_laps(race, laps)
+    race["Distance"], race["Corner"] = track_position(race, corners)
     race = RAW_TELEMETRY.conform(race)
     stats = TelemetryStats(
         rows=len(race),
@@ -163,6 +169,19 @@ def merge_race_telemetry(
         gap_samples=gaps,
     )
     return race, stats
+
+
+def track_position(race: pd.DataFrame, corners: pd.DataFrame | None) -> tuple[np.ndarray, pd.Series]:
+    """Per sample of `race` (rows in driver, SessionTime order): `Distance` along its lap (NaN outside
+    every lap) and the `Corner` it is at (NA without `corners` or away from every corner)."""
+    lap = race["LapNumber"].to_numpy(dtype="float64", na_value=np.nan)
+    car = race["DriverNumber"].to_numpy(dtype="int64")
+    lap_key = np.nan_to_num(lap, nan=-1.0)
+    new_lap = np.ones(len(race), dtype=bool)
+    new_lap[1:] = (car[1:] != car[:-1]) | (lap_key[1:] != lap_key[:-1])
+    distance = distance_along_laps(new_lap, seconds(race["SessionTime"]), race["Speed"].to_numpy(dtype="float64"))
+    corner = match_corners(race["X"].to_numpy(dtype="float64"), race["Y"].to_numpy(dtype="float64"), corners)
+    return np.where(np.isnan(lap), np.nan, distance), pd.Series(pd.array(corner, dtype="Int64"), index=race.index)
 
 
 def completeness_by_driver(race: pd.DataFrame) -> pd.DataFrame:

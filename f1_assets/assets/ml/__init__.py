@@ -14,14 +14,18 @@
 - `driver_profiles`: reads the `train` view only (and the raw_results rows of the races in it),
   computes the scores of `f1_assets.transforms.profiles`, replaces the whole table in one
   transaction, and attaches a consistency-vs-aggression PNG to its metadata.
+- `era_statistics`, `standardised_telemetry_features`, `circuit_versions` (`eras.py`): per-era statistics of
+  the telemetry features (train split only), the per-era standardised view over telemetry_features, and
+  circuit layout versions from telemetry lap distances.
 """
 
 from f1_assets.assets.ml.assets import driver_profiles, split_views
 from f1_assets.assets.ml.checks import SPLIT_CHECK_SPECS, evaluate_split_checks, split_checks
 from f1_assets.assets.ml.config import ProfileConfig, SplitBounds, SplitConfig, parse_date
+from f1_assets.assets.ml.eras import circuit_versions, era_statistics, standardised_telemetry_features
 from f1_assets.assets.ml.sql import create_split_views, split_view_sql, view_exists
 
-ASSETS = [split_views, driver_profiles]
+ASSETS = [split_views, driver_profiles, era_statistics, standardised_telemetry_features, circuit_versions]
 CHECKS = [split_checks]
 
 __all__ = ["ASSETS", "CHECKS", "SPLIT_CHECK_SPECS", "ProfileConfig", "SplitBounds", "SplitConfig",
