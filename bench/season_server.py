@@ -8,9 +8,11 @@ re-labelled with the round's own race header (name, circuit, date, round). Sprin
 lists a `Sprint` session: 4, 9, 12, 17, 18, 20) get the recorded sprint page of 2023 round 4
 (`jolpica/2023@4@sprint.json`), re-labelled the same way; other rounds answer an empty sprint page, as
 Jolpica does. The season endpoints `2023/results`, `2023/qualifying` and `2023/sprint` are derived from
-the rounds (`add_season_tables`), paged across race boundaries with limit/offset (max 100).
+the rounds (`add_season_tables`), paged across race boundaries with limit/offset (max 100). The standings
+after each round (`{round}/driverStandings`, `constructorStandings`) are the served points summed up to the
+round (`summed_standings`), as Jolpica computes them.
 
-The data is re-labelled, not rewritten: every row is a real upstream row. Each request is recorded with
+The data is re-labelled, not rewritten: every result row is a real upstream row. Each request is recorded with
 its User-Agent, so the bench tells the pipeline's own Jolpica client (`f1-assets …`) from FastF1's
 Ergast calls. `python bench/season_server.py [PORT]` serves it until Ctrl-C.
 """
@@ -36,6 +38,7 @@ from f1_assets_tests.jolpica_server import (  # noqa: E402
     JolpicaReplayServer,
     SeasonDataset,
     ServerState,
+    StandingsDataset,
     _Handler,
     add_season_tables,
     dataset_from_pages,
@@ -80,7 +83,43 @@ def season_datasets(data_dir: Path | None = None) -> dict[str, Dataset | SeasonD
         datasets[f"{SEASON}/{rnd}/sprint"] = (_relabel(sprint, header) if "Sprint" in race
                                               else _empty("SprintResults", header))
     add_season_tables(datasets)
+    datasets.update(summed_standings(datasets, [int(r["round"]) for r in calendar.items]))
     return datasets
+
+
+def summed_standings(datasets: dict[str, Any], rounds: list[int]) -> dict[str, StandingsDataset]:
+    """The standings after each round of the re-labelled season, as Jolpica derives them: the points of the
+    served race and sprint results of rounds 1..R summed per driver (constructor), wins = race wins, ordered
+    by points then wins. (The recorded standings belong to the real rounds, not to these re-labelled ones.)"""
+    points: dict[str, dict[str, float]] = {"driver": {}, "constructor": {}}
+    wins: dict[str, dict[str, int]] = {"driver": {}, "constructor": {}}
+    teams: dict[str, list[str]] = {}
+    out = {}
+    for rnd in rounds:
+        for endpoint in ("results", "sprint"):
+            for item in datasets[f"{SEASON}/{rnd}/{endpoint}"].items:
+                driver, team = item["Driver"]["driverId"], item["Constructor"]["constructorId"]
+                if team not in teams.setdefault(driver, []):
+                    teams[driver].append(team)
+                for kind, key in (("driver", driver), ("constructor", team)):
+                    points[kind][key] = points[kind].get(key, 0.0) + float(item.get("points", 0))
+                    won = endpoint == "results" and item.get("position") == "1"
+                    wins[kind][key] = wins[kind].get(key, 0) + int(won)
+        for kind, (endpoint, list_key) in (("driver", ("driverStandings", "DriverStandings")),
+                                           ("constructor", ("constructorStandings", "ConstructorStandings"))):
+            ranked = sorted(points[kind], key=lambda k, kind=kind: (-points[kind][k], -wins[kind][k], k))
+            items = []
+            for position, key in enumerate(ranked, start=1):
+                item: dict[str, Any] = {"position": str(position), "positionText": str(position),
+                                        "points": f"{points[kind][key]:g}", "wins": str(wins[kind][key])}
+                if kind == "driver":
+                    item["Driver"] = {"driverId": key}
+                    item["Constructors"] = [{"constructorId": t} for t in teams[key]]
+                else:
+                    item["Constructor"] = {"constructorId": key}
+                items.append(item)
+            out[f"{SEASON}/{rnd}/{endpoint}"] = StandingsDataset(str(SEASON), str(rnd), list_key, items)
+    return out
 
 
 def pages(datasets: dict[str, Dataset | SeasonDataset], endpoint: str) -> int:
@@ -94,13 +133,14 @@ def sprint_rounds(datasets: dict[str, Dataset | SeasonDataset]) -> list[int]:
 
 def season_lower_bound(datasets: dict[str, Dataset | SeasonDataset]) -> dict[str, int]:
     """The fewest requests that load the settled season: the schedule, the season pages of results,
-    qualifying and sprint (counted once), then each race's laps and pit stops."""
+    qualifying and sprint (counted once), then each race's laps, pit stops and standings (no season
+    endpoint holds the standings after each round)."""
     rounds = [int(r["round"]) for r in datasets[str(SEASON)].items]
     bound = {"schedule": pages(datasets, str(SEASON))}
     for endpoint in SEASON_TABLES:
         if endpoint != "sprint" or sprint_rounds(datasets):
             bound[f"season/{endpoint}"] = pages(datasets, f"{SEASON}/{endpoint}")
-    for endpoint in ("laps", "pitstops"):
+    for endpoint in ("laps", "pitstops", "driverStandings", "constructorStandings"):
         bound[f"races/{endpoint}"] = sum(pages(datasets, f"{SEASON}/{rnd}/{endpoint}") for rnd in rounds)
     bound["total"] = sum(bound.values())
     return bound

@@ -286,7 +286,7 @@ def season(year: str, instance: dg.DagsterInstance, warehouse: WarehouseResource
 
 DUMP_BATCH = 400  # races per run when their rows come from the dump (no requests: memory and one transaction)
 RACE_TABLE_ASSETS = [dg.AssetKey(a) for a in ("raw_results", "raw_qualifying", "raw_sprint_results", "raw_laps",
-                                              "raw_pit_stops")]
+                                              "raw_pit_stops", "raw_driver_standings", "raw_constructor_standings")]
 LAP_FEATURES = dg.AssetKey("lap_features")
 FEATURE_INPUTS = ("raw_results", "raw_laps", "raw_pit_stops", "fastf1_laps")
 
@@ -420,11 +420,16 @@ def history(source: str | None, instance: dg.DagsterInstance, warehouse: Warehou
     order = instance.get_dynamic_partitions(races_partitions.name)
     loaded = {a.path[-1]: latest_materializations(instance, a.path[-1]) for a in RACE_TABLE_ASSETS}
     covered = {k for k in order if snapshot.covers(*parse_race_key(k))}
-    from_dump = {k for k in covered if any(stale(loaded[a].get(k)) for a in loaded)}
+    # per race, the tables to load from the dump: a table whose rows a run took from the API stays (e.g. a
+    # race loaded by race_pipeline before a new table, the standings, existed: only the new table loads)
+    wanted = {k: tuple(a for a in RACE_TABLE_ASSETS if stale(loaded[a.path[-1]].get(k))) for k in covered}
+    from_dump = {k for k, assets in wanted.items() if assets}
     _say(f"history: {snapshot.label}: {len(covered)} races covered, {len(from_dump)} to load from it")
     failed = []
-    for _, _, batch in contiguous(order, from_dump, DUMP_BATCH):
-        failed += _load("race_tables", batch, instance, warehouse, extra_tags, RACE_TABLE_ASSETS, "bisect")
+    for assets in sorted({a for a in wanted.values() if a}, key=lambda a: (-len(a), [x.path[-1] for x in a])):
+        group = {k for k in from_dump if wanted[k] == assets}
+        for _, _, batch in contiguous(order, group, DUMP_BATCH):
+            failed += _load("race_tables", batch, instance, warehouse, extra_tags, list(assets), "bisect")
     from_api = {k for k in order if k not in covered and any(k not in loaded[a] for a in loaded)}
     if api_ok and from_api:
         _say(f"history: {len(from_api)} races after the dump's data date to load from the API")

@@ -3,8 +3,8 @@
 Bounds, counted from the race's end (start + 3 h: the sporting regulations cap a race at three hours
 including suspensions; the start is `raw_races.race_date` + `race_time` in UTC, noon UTC when the
 calendar has no time, as for old races):
-- the raw Jolpica race tables (`ingest_jolpica.RACE_ASSETS`): 24 h — results are published within hours,
-  and the sensors poll every 15 min; a table the race cannot have (sprint without a Sprint session, laps
+- the raw Jolpica race tables and standings (`ingest_jolpica.RACE_ASSETS`, `STANDINGS_ASSETS`): 24 h —
+  results are published within hours, and the sensors poll every 15 min; a table the race cannot have (sprint without a Sprint session, laps
   before 1996, …, `ingest_jolpica.upstream_has`) is not expected;
 - the FastF1 assets (`fastf1_laps`, `raw_telemetry`; races from 2018): 6 h — live timing is complete
   within minutes of the flag;
@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from f1_assets import alerts, settings
-from f1_assets.assets.ingest_jolpica import RACE_ASSETS, RACE_TABLES, upstream_has
+from f1_assets.assets.ingest_jolpica import RACE_ASSETS, RACE_TABLES, STANDINGS_ASSETS, STANDINGS_TABLES, upstream_has
 from f1_assets.partitions import parse_race_key, race_key, races_partitions
 from f1_assets.resources.fastf1 import FIRST_FASTF1_SEASON
 from f1_assets.resources.storage import WarehouseResource
@@ -64,7 +64,7 @@ JOLPICA_BOUND = dt.timedelta(hours=24)
 FASTF1_BOUND = dt.timedelta(hours=6)
 FEATURE_GRACE = dt.timedelta(hours=1)  # automation tick + the feature's run after its input landed
 BOUNDS: dict[str, dt.timedelta] = {
-    **{asset.key.to_user_string(): JOLPICA_BOUND for asset in RACE_ASSETS},
+    **{asset.key.to_user_string(): JOLPICA_BOUND for asset in [*RACE_ASSETS, *STANDINGS_ASSETS]},
     "fastf1_laps": FASTF1_BOUND,
     "raw_telemetry": FASTF1_BOUND,
     "lap_features": JOLPICA_BOUND + FEATURE_GRACE,
@@ -124,7 +124,7 @@ def expected_assets(race: Race) -> list[str]:
     key = parse_race_key(race.key)
     out = []
     for asset in BOUNDS:
-        if asset in RACE_TABLES and not upstream_has(asset, key, race.has_sprint):
+        if (asset in RACE_TABLES or asset in STANDINGS_TABLES) and not upstream_has(asset, key, race.has_sprint):
             continue
         if asset in FASTF1_ERA_ASSETS and key.season < FIRST_FASTF1_SEASON:
             continue

@@ -30,7 +30,7 @@ import time
 
 import dagster as dg
 
-from f1_assets.assets.ingest_jolpica import RACE_TABLES, upstream_has
+from f1_assets.assets.ingest_jolpica import RACE_TABLES, STANDINGS_TABLES, upstream_has
 from f1_assets.audit import AUDIT_SENSORS
 from f1_assets.partitions import parse_race_key, race_key, races_partitions
 from f1_assets.resources.jolpica import (
@@ -304,9 +304,11 @@ def race_corrections_sensor(
             if changed:
                 digest = hashlib.sha256(",".join(hashes[a] for a in changed).encode()).hexdigest()[:16]
                 context.log.info(f"{key}: upstream changed for {', '.join(changed)}")
+                # the standings are the results' sum upstream: reloaded with them, never polled themselves
+                follow = list(STANDINGS_TABLES) if {"raw_results", "raw_sprint_results"} & set(changed) else []
                 run_requests.append(dg.RunRequest(
                     run_key=f"correction:{key}:{digest}", partition_key=key,
-                    asset_selection=[dg.AssetKey(a) for a in changed],
+                    asset_selection=[dg.AssetKey(a) for a in [*changed, *follow]],
                     tags={"f1/trigger": "correction", "f1/changed_assets": ",".join(changed)},
                 ))
     finally:
@@ -390,7 +392,8 @@ def calendar_changes(current: dict[str, str], previous: dict[str, str] | None) -
     return sorted(k for k, digest in current.items() if k in previous and previous[k] != digest)
 
 
-CALENDAR_DEPENDENT_ASSETS = ("raw_sprint_results", "lap_features")  # read the race's calendar row
+# read the race's calendar row (the standings' check: which rounds had a sprint)
+CALENDAR_DEPENDENT_ASSETS = ("raw_sprint_results", "raw_driver_standings", "raw_constructor_standings", "lap_features")
 
 
 @dg.asset_sensor(
@@ -398,7 +401,7 @@ CALENDAR_DEPENDENT_ASSETS = ("raw_sprint_results", "lap_features")  # read the r
     job_name="race_pipeline",
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A calendar correction (a race's date, time, circuit or sprint changed in raw_races) requests "
-    "raw_sprint_results and lap_features of exactly the races it changed: the honest stand-in for the "
+    "raw_sprint_results, the standings and lap_features of exactly the races it changed: the honest stand-in for the "
     "season → race partition edge Dagster cannot express.",
 )
 def calendar_corrections_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):

@@ -129,8 +129,82 @@ def dataset_from_pages(payloads: list[dict[str, Any]]) -> Dataset:
     return Dataset(envelope, race, list_key or "Results", items)
 
 
+@dataclass
+class StandingsDataset:
+    """A standings endpoint (`2023/10/driverStandings`): entries paged by limit and offset, `MRData.total` =
+    the entries, `StandingsTable.StandingsLists` one list (none past the end), as Jolpica's paginator."""
+
+    season: str
+    round: str
+    list_key: str  # "DriverStandings" | "ConstructorStandings"
+    items: list[dict[str, Any]]
+
+    def page(self, url: str, limit: int, offset: int) -> dict[str, Any]:
+        chunk = self.items[offset : offset + limit]
+        lists = [{"season": self.season, "round": self.round, self.list_key: chunk}] if chunk else []
+        return {"MRData": {"xmlns": "", "series": "f1", "url": url, "limit": str(limit), "offset": str(offset),
+                           "total": str(len(self.items)), "StandingsTable": {
+                               "season": self.season, "round": self.round, "StandingsLists": lists}}}
+
+
+STANDINGS_ENDPOINTS = {"raw_driver_standings": ("driverStandings", "DriverStandings"),
+                       "raw_constructor_standings": ("constructorStandings", "ConstructorStandings")}
+DUMP_BESIDE_REPLAY = Path("jolpica-dump") / "jolpica-f1-csv.zip"
+
+
+def standing_items(rows: Any, name: str) -> list[dict[str, Any]]:
+    """Standings rows (a raw_driver_standings / raw_constructor_standings frame of one round) as the API's
+    DriverStandings / ConstructorStandings entries: strings, `position` absent when NULL (Jolpica's
+    serializer drops None)."""
+    items = []
+    for r in rows.itertuples():
+        item: dict[str, Any] = {"positionText": r.position_text, "points": f"{r.points:g}", "wins": str(r.wins)}
+        if not _missing(r.position):
+            item = {"position": str(int(r.position)), **item}
+        if name == "raw_driver_standings":
+            item["Driver"] = {"driverId": r.driver_id}
+            item["Constructors"] = [{"constructorId": c} for c in (r.constructor_ids or "").split(",") if c]
+        else:
+            item["Constructor"] = {"constructorId": r.constructor_id}
+        items.append(item)
+    return items
+
+
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def standings_datasets(tables: dict[str, Any], races: list[tuple[int, int]]) -> dict[str, StandingsDataset]:
+    """`{season}/{round}/driverStandings` and `/constructorStandings` for `races`, from the standings rows
+    of a Jolpica dump (`f1_assets.transforms.dump.raw_tables`): the real rows in the API's shape."""
+    out = {}
+    for season, rnd in races:
+        for name, (endpoint, list_key) in STANDINGS_ENDPOINTS.items():
+            df = tables[name]
+            rows = df[(df["season"] == season) & (df["round"] == rnd)]
+            out[f"{season}/{rnd}/{endpoint}"] = StandingsDataset(str(season), str(rnd), list_key,
+                                                                 standing_items(rows, name))
+    return out
+
+
+def add_standings_from_dump(datasets: dict[str, Any], dump: Path) -> None:
+    """There are no recorded standings pages: serve, for every race with recorded results, the standings
+    the Jolpica dump holds for it (the dump's own rows; an empty list where it holds none)."""
+    from f1_assets.transforms.dump import raw_tables, read_dump  # pandas: only when a dump is served
+
+    races = sorted({(int(m.group(1)), int(m.group(2))) for k in datasets
+                    if (m := re.fullmatch(r"(\d{4})/(\d+)/results", k))})
+    if races:
+        tables = raw_tables(read_dump(dump))
+        for key, dataset in standings_datasets(tables, races).items():
+            datasets.setdefault(key, dataset)
+
+
 def load_replay_dir(directory: Path) -> dict[str, Dataset]:
-    """`ergast@f1@2023@1@laps.json@limit=100@offset=300.json` files → {"2023/1/laps": Dataset}."""
+    """`ergast@f1@2023@1@laps.json@limit=100@offset=300.json` files → {"2023/1/laps": Dataset}; plus the
+    standings of the recorded races from the dump beside the directory, when there is one."""
     groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for path in directory.glob("ergast@f1@*.json@limit=*@offset=*.json"):
         match = re.fullmatch(r"ergast@f1@(.+)\.json@limit=\d+@offset=(\d+)\.json", path.name)
@@ -140,6 +214,8 @@ def load_replay_dir(directory: Path) -> dict[str, Dataset]:
         groups.setdefault(endpoint, []).append((int(match.group(2)), json.loads(path.read_text())))
     datasets = {ep: dataset_from_pages([p for _, p in sorted(pages)]) for ep, pages in groups.items()}
     add_season_tables(datasets)
+    if (directory.parent / DUMP_BESIDE_REPLAY).is_file():
+        add_standings_from_dump(datasets, directory.parent / DUMP_BESIDE_REPLAY)
     return datasets
 
 
@@ -159,7 +235,7 @@ class Faults:
 
 @dataclass
 class ServerState:
-    datasets: dict[str, Dataset | SeasonDataset]
+    datasets: dict[str, Dataset | SeasonDataset | StandingsDataset]
     faults: Faults = field(default_factory=Faults)
     requests: list[str] = field(default_factory=list)
     statuses: Counter = field(default_factory=Counter)

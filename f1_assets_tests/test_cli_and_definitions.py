@@ -42,7 +42,7 @@ UPSTREAM_VARIABLES = {
     "jolpica": {"base_url": "F1_JOLPICA_URL", "hourly_budget": "F1_JOLPICA_HOURLY_BUDGET",
                 "settle_days": "F1_SETTLE_DAYS"},
     "fastf1": {"livetiming_url": "F1_LIVETIMING_URL", "schedule_url": "F1_FASTF1_SCHEDULE_URL",
-               "jolpica_url": "F1_JOLPICA_URL", "cache_dir": "F1_HOME"},
+               "jolpica_url": "F1_JOLPICA_URL", "cache_dir": "F1_HOME", "circuit_info_url": "F1_CIRCUIT_INFO_URL"},
 }
 
 

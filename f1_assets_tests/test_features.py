@@ -304,8 +304,9 @@ def test_joined_reasons_keep_the_list_order() -> None:
 # ------------------------------------------------------------------------- telemetry_features
 
 
-def _telemetry() -> pd.DataFrame:
-    """Two drivers; driver 1 lap 1 and 2 with known brake/DRS/gap patterns; rows shuffled."""
+def _telemetry(speed: tuple[float, float] = (250, 280)) -> pd.DataFrame:
+    """Two drivers; driver 1 lap 1 and 2 with known brake/DRS/gap patterns; rows shuffled. Speed rises
+    linearly over each lap's samples (10 Hz): 250→280 km/h in 0.9 s is 0.94 g."""
     def lap(driver: int, code: str, lap_number: object, brake: list[float], drs: list[float],
             t0: int) -> pd.DataFrame:
         n = len(brake)
@@ -313,7 +314,7 @@ def _telemetry() -> pd.DataFrame:
             "DriverNumber": driver, "Driver": code, "LapNumber": pd.array([lap_number] * n, dtype="Int64"),
             "Date": pd.Timestamp("2023-03-05 15:00") + pd.to_timedelta(np.arange(n) * 100 + t0, unit="ms"),
             "SessionTime": pd.to_timedelta(np.arange(n) * 100 + t0, unit="ms"),
-            "Speed": np.linspace(100, 300, n), "RPM": 10000.0, "nGear": 6.0,
+            "Speed": np.linspace(*speed, n), "RPM": 10000.0, "nGear": 6.0,
             "Throttle": np.linspace(0, 100, n), "Brake": brake, "DRS": drs,
             "X": 1.0, "Y": 2.0, "Z": 3.0, "Interpolated": False,
         })
@@ -344,8 +345,8 @@ def test_telemetry_features_exact_counts() -> None:
     assert (a["interpolated_samples"], b["interpolated_samples"]) == (3, 0)
     thr = np.linspace(0, 100, 10)
     assert a["throttle_mean"] == pytest.approx(thr.mean()) and a["throttle_std"] == pytest.approx(thr.std())
-    spd = np.delete(np.linspace(100, 300, 10), 3)
-    assert a["speed_max"] == 300 and a["speed_mean"] == pytest.approx(spd.mean())
+    spd = np.delete(np.linspace(250, 280, 10), 3)
+    assert a["speed_max"] == 280 and a["speed_mean"] == pytest.approx(spd.mean())
     assert a["driver_code"] == "VER" and c["driver_code"] == "HAM" and set(out["race_id"]) == {"2023-01"}
 
 
@@ -370,6 +371,11 @@ def test_telemetry_features_empty_and_checks() -> None:
     assert empty.dtypes.astype(str).to_dict() == TABLES["telemetry_features"].dtypes()
     good = build_telemetry_features(_telemetry(), season=2023, rnd=1)
     assert all(o.passed for o in checks.telemetry_feature_checks(good))
+    # 100→300 km/h in 0.9 s is 6.3 g along the track: flagged (WARN), the rows kept
+    implausible = build_telemetry_features(_telemetry(speed=(100, 300)), season=2023, rnd=1)
+    flagged = {o.name: o for o in checks.telemetry_feature_checks(implausible)}["g_force_range"]
+    assert not flagged.passed and flagged.severity == "WARN" and flagged.metadata["failing_rows"] == 3
+    assert len(implausible) == len(good)
     bad = good.copy()
     bad.loc[bad.index[0], "throttle_mean"] = 120.0
     bad.loc[bad.index[1], "speed_max"] = 450.0

@@ -37,7 +37,7 @@ from f1_assets.transforms.dump import RACE_TABLES, RAW_TABLES
 from f1_assets_tests.conftest import REPO, fresh_pg_schema
 from f1_assets_tests.helpers import materialize_calendar, materialize_race, resources
 from f1_assets_tests.jolpica_server import JolpicaReplayServer
-from f1_assets_tests.test_dump import independent_counts
+from f1_assets_tests.test_dump import csv_rows, independent_counts
 
 pytestmark = pytest.mark.shared_data
 
@@ -110,7 +110,27 @@ def expected_counts(small_dump: Path) -> Counter:
     counts = independent_counts(small_dump)
     seasons = {season for _, season in counts}
     assert seasons == set(SEASONS), seasons  # the cut kept exactly these seasons
+    counts -= standings_after_the_data_date(small_dump)  # 2023-22: the API's to load, not the dump's
     return Counter({key: n for key, n in counts.items() if key[1] <= 2023 or key[0] == "raw_races"})
+
+
+def standings_after_the_data_date(path: Path) -> Counter:
+    """(table, season) → the dump's standings rows of rounds dated after its data date (the newest round with
+    race results), counted with the `csv` module: the dump holds them, but the race is the API's to load."""
+    with zipfile.ZipFile(path) as archive:
+        m = {model: csv_rows(archive, model) for model in
+             ("season", "round", "session", "sessionentry", "driverchampionship", "teamchampionship")}
+    year = {s["id"]: int(s["year"]) for s in m["season"]}
+    date = {r["id"]: dt.date.fromisoformat(r["date"]) for r in m["round"]}
+    raced = {s["id"]: s["round_id"] for s in m["session"] if s["type"] == "R"}
+    data_date = max(date[raced[e["session_id"]]] for e in m["sessionentry"] if e["session_id"] in raced)
+    season_of = {r["id"]: year[r["season_id"]] for r in m["round"]}
+    out: Counter = Counter()
+    for model, name in (("driverchampionship", "raw_driver_standings"),
+                        ("teamchampionship", "raw_constructor_standings")):
+        out.update((name, season_of[c["round_id"]]) for c in m[model]
+                   if c["round_id"] and date[c["round_id"]] > data_date)
+    return out
 
 
 def dump_rounds(path: Path) -> list[tuple[int, int, dt.date]]:

@@ -1,7 +1,7 @@
 """Championship standings after each round (issue 14): raw_driver_standings / raw_constructor_standings.
 
-There are no recorded standings API pages: the pages served here are built from the real rows of the
-Jolpica dump in the recorded data (`standings_datasets`), in the API's shape (MRData.StandingsTable.
+There are no recorded standings API pages: the replay server serves pages built from the real rows of the
+Jolpica dump in the recorded data (`jolpica_server.standings_datasets`), in the API's shape (MRData.StandingsTable.
 StandingsLists[0].DriverStandings / ConstructorStandings, paged like the replay server pages the rest).
 Proves: the parsers read those pages back to the dump's rows; the dump mapping equals the API rows for
 2023-01 and 2023-10; both assets materialize 2023-01 and 2023-10 through the replay server (2 requests a
@@ -16,7 +16,6 @@ import csv
 import io
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -27,11 +26,11 @@ from f1_assets.tables import table
 from f1_assets.transforms import jolpica, standings
 from f1_assets.transforms.dump import raw_tables, read_dump
 from f1_assets_tests.helpers import check_results, materialize, materialize_calendar, metadata_of, resources
+from f1_assets_tests.jolpica_server import STANDINGS_ENDPOINTS, standings_datasets
 
 pytestmark = pytest.mark.shared_data
 
-KINDS = {"raw_driver_standings": ("driverStandings", "DriverStandings"),
-         "raw_constructor_standings": ("constructorStandings", "ConstructorStandings")}
+KINDS = STANDINGS_ENDPOINTS
 
 
 @pytest.fixture(scope="module")
@@ -51,51 +50,6 @@ def race_rows(tables: dict[str, pd.DataFrame], name: str, season: int, rnd: int)
 
 def by_key(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return df.sort_values(list(table(name).primary_key)).reset_index(drop=True)
-
-
-# ------------------------------------------------------------------------- API pages from the dump's rows
-
-def standing_items(rows: pd.DataFrame, name: str) -> list[dict[str, Any]]:
-    """The dump's standings rows as the API's DriverStandings / ConstructorStandings entries (strings;
-    `position` absent when NULL, as Jolpica's serializer drops None)."""
-    items = []
-    for r in rows.itertuples():
-        points = f"{r.points:g}"
-        item: dict[str, Any] = {"positionText": r.position_text, "points": points, "wins": str(r.wins)}
-        if pd.notna(r.position):
-            item = {"position": str(r.position), **item}
-        if name == "raw_driver_standings":
-            item["Driver"] = {"driverId": r.driver_id}
-            item["Constructors"] = [{"constructorId": c} for c in (r.constructor_ids or "").split(",") if c]
-        else:
-            item["Constructor"] = {"constructorId": r.constructor_id}
-        items.append(item)
-    return items
-
-
-class StandingsDataset:
-    """A standings endpoint for `jolpica_server` (its `Dataset.page` interface): items paged by limit and
-    offset, `MRData.total` = the entries, StandingsLists one list (none past the end), as Jolpica's paginator."""
-
-    def __init__(self, season: int, rnd: int, list_key: str, items: list[dict[str, Any]]):
-        self.season, self.round, self.list_key, self.items = str(season), str(rnd), list_key, items
-
-    def page(self, url: str, limit: int, offset: int) -> dict[str, Any]:
-        chunk = self.items[offset: offset + limit]
-        lists = [{"season": self.season, "round": self.round, self.list_key: chunk}] if chunk else []
-        return {"MRData": {"xmlns": "", "series": "f1", "url": url, "limit": str(limit), "offset": str(offset),
-                           "total": str(len(self.items)), "StandingsTable": {
-                               "season": self.season, "round": self.round, "StandingsLists": lists}}}
-
-
-def standings_datasets(tables: dict[str, pd.DataFrame], races: list[tuple[int, int]]) -> dict[str, StandingsDataset]:
-    """`{season}/{round}/driverStandings` and `/constructorStandings` for `races`, from the dump's rows."""
-    out = {}
-    for season, rnd in races:
-        for name, (endpoint, list_key) in KINDS.items():
-            items = standing_items(race_rows(tables, name, season, rnd), name)
-            out[f"{season}/{rnd}/{endpoint}"] = StandingsDataset(season, rnd, list_key, items)
-    return out
 
 
 @pytest.mark.parametrize("season,rnd,drivers,constructors", [(2023, 1, 20, 10), (2023, 10, 20, 10)])
@@ -153,8 +107,9 @@ def test_era_constants_restate_the_dumps_championship_systems(dump_path):
 # ------------------------------------------------------------------------- through the replay server
 
 @pytest.fixture
-def served(replay_server, tables):
-    replay_server.state.datasets.update(standings_datasets(tables, [(2023, 1), (2023, 10)]))
+def served(replay_server):
+    """The replay server serves the dump's standings of every recorded race (`load_replay_dir`)."""
+    assert "2023/10/driverStandings" in replay_server.state.datasets
     return replay_server
 
 

@@ -396,9 +396,9 @@ RACE_TABLES = {
 
 
 # The standings after each round (issue 14): raw race tables fetched, paged, accounted, archived and taken
-# from the dump exactly as RACE_TABLES are, kept in their own dict (and STANDINGS_ASSETS) so that the sensors,
-# freshness and the tests' race selections that iterate RACE_TABLES/RACE_ASSETS are unchanged until the
-# replay fixtures serve standings pages; `_race_asset` and the jobs (definitions.py) take both.
+# from the dump exactly as RACE_TABLES are. They are kept in their own dict (and STANDINGS_ASSETS) because
+# they are derived upstream from results: the corrections sensor polls RACE_TABLES only and re-loads the
+# standings when results or sprint results changed; every job, the CLI and freshness take both.
 _STANDING_CHECKS = {"season": [pa.Check.in_range(1950, 2100)], "round": [pa.Check.in_range(1, 30)],
                     "position": [pa.Check.ge(1)], "points": [pa.Check.ge(0)], "wins": [pa.Check.ge(0)],
                     "position_text": [pa.Check(lambda s: s.str.isdigit() | s.isin(["-", "D", "E"]))]}
@@ -421,7 +421,7 @@ STANDINGS_TABLES = {
 def upstream_has(asset: str, key: RaceKey, has_sprint: bool) -> bool:
     """Whether the upstream has the raw table `asset` for this race at all (its era and schedule)."""
     info = RaceInfo(key, dt.date(key.season, 1, 1), has_sprint, 0)
-    return _not_upstream_reason(RACE_TABLES[asset], info) is None
+    return _not_upstream_reason({**RACE_TABLES, **STANDINGS_TABLES}[asset], info) is None
 
 
 def _not_upstream_reason(spec: RaceTable, info: RaceInfo) -> str | None:
