@@ -4,8 +4,8 @@ Bounds, counted from the race's end (start + 3 h: the sporting regulations cap a
 including suspensions; the start is `raw_races.race_date` + `race_time` in UTC, noon UTC when the
 calendar has no time, as for old races):
 - the raw Jolpica race tables and standings (`ingest_jolpica.RACE_ASSETS`, `STANDINGS_ASSETS`): 24 h —
-  results are published within hours, and the sensors poll every 15 min; a table the race cannot have (sprint without a Sprint session, laps
-  before 1996, …, `ingest_jolpica.upstream_has`) is not expected;
+  results are published within hours, and the sensors poll every 15 min; a table the race cannot have
+  (sprint without a Sprint session, laps before 1996, …, `ingest_jolpica.upstream_has`) is not expected;
 - the FastF1 assets (`fastf1_laps`, `raw_telemetry`; races from 2018): 6 h — live timing is complete
   within minutes of the flag;
 - the features follow their inputs plus an hour: `lap_features` 25 h (it needs the Jolpica tables;

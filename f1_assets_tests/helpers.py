@@ -14,7 +14,7 @@ import dagster as dg
 from f1_assets import definitions
 from f1_assets.assets import ingest_jolpica
 from f1_assets.definitions import build_resources
-from f1_assets_tests.jolpica_server import Dataset
+from f1_assets_tests.jolpica_server import Dataset, StandingsDataset
 
 FAST_RETRY = {"backoff_seconds": 0.05, "max_retries": 5, "timeout_seconds": 5.0}
 
@@ -76,8 +76,9 @@ DRIVERS = ["alpha", "bravo", "charlie"]
 
 
 def synthetic_race(season: int, rnd: int, laps: int = 40, date: dt.date | None = None,
-                   sprint: bool = False) -> dict[str, Dataset]:
-    """A small race: 3 drivers, `laps` laps each (3*laps timings, so lap pages split mid-lap)."""
+                   sprint: bool = False) -> dict[str, Any]:
+    """A small race: 3 drivers, `laps` laps each (3*laps timings, so lap pages split mid-lap), and the
+    standings after it."""
     date = date or dt.date(season, 3, 1) + dt.timedelta(days=14 * (rnd - 1))
     race = {
         "season": str(season), "round": str(rnd), "raceName": f"Test Grand Prix {rnd}",
@@ -113,7 +114,30 @@ def synthetic_race(season: int, rnd: int, laps: int = 40, date: dt.date | None =
     }
     if sprint:
         out[f"{season}/{rnd}/sprint"] = Dataset(envelope, race, "SprintResults", [dict(r) for r in results])
+    out.update(synthetic_standings(season, rnd, [(r["Driver"]["driverId"], r["Constructor"]["constructorId"],
+                                                   float(r["points"])) for r in results], sprint))
     return out
+
+
+def synthetic_standings(season: int, rnd: int, scored: list[tuple[str, str, float]],
+                        sprint: bool) -> dict[str, StandingsDataset]:
+    """The standings after round `rnd` of a season of synthetic races (every round scores the same
+    `scored` (driver, team, points), no sprint before this round): rnd times the points (twice this round's
+    with a sprint), a win per round for the first driver. What `standings_agree_with_results` expects."""
+    times = rnd + (1 if sprint else 0)
+    drivers = [{"position": str(i + 1), "positionText": str(i + 1), "points": f"{times * p:g}",
+                "wins": str(rnd if i == 0 else 0), "Driver": {"driverId": d}, "Constructors": [{"constructorId": t}]}
+               for i, (d, t, p) in enumerate(scored)]
+    teams: dict[str, float] = {}
+    for _, t, p in scored:
+        teams[t] = teams.get(t, 0.0) + times * p
+    ranked = sorted(teams, key=lambda t: -teams[t])
+    constructors = [{"position": str(i + 1), "positionText": str(i + 1), "points": f"{teams[t]:g}",
+                     "wins": str(rnd if t == scored[0][1] else 0), "Constructor": {"constructorId": t}}
+                    for i, t in enumerate(ranked)]
+    return {f"{season}/{rnd}/driverStandings": StandingsDataset(str(season), str(rnd), "DriverStandings", drivers),
+            f"{season}/{rnd}/constructorStandings": StandingsDataset(str(season), str(rnd), "ConstructorStandings",
+                                                                     constructors)}
 
 
 def synthetic_schedule(season: int, rounds: list[tuple[int, dt.date, bool]]) -> dict[str, Dataset]:

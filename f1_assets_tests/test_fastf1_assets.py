@@ -108,6 +108,9 @@ def test_materialize_baku(backend, recorded_upstreams, shared_cache, shared_data
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     for name in ("lap_numbers_within_race", "drivers_in_results", "live_timing_available"):
         assert checks[("fastf1_laps", name)].passed, name
+    # no WeatherData stream is recorded for Baku 2018: optional, so the check passes, and says it
+    optional = checks[("fastf1_laps", "live_timing_available")].metadata["optional_missing"].value
+    assert optional.startswith("WeatherData: no weather stream recorded"), optional
     live = checks[("raw_telemetry", "live_timing_available")]
     assert not live.passed and live.severity == dg.AssetCheckSeverity.ERROR
     assert live.metadata["missing_streams"].value == "CarData.z, Position.z"

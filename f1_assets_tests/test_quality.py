@@ -36,8 +36,9 @@ from f1_assets_tests.helpers import (
 from f1_assets_tests.jolpica_server import JolpicaReplayServer
 
 TABLE_ASSETS = ["raw_races", "raw_results", "raw_qualifying", "raw_sprint_results", "raw_laps", "raw_pit_stops",
-                "fastf1_laps", "raw_telemetry", "lap_features", "telemetry_features", "driver_profiles"]
-VIEWS = ["train", "validation", "test"]  # column schema (drift checked), no score of their own
+                "raw_driver_standings", "raw_constructor_standings", "fastf1_laps", "raw_telemetry", "lap_features",
+                "telemetry_features", "driver_profiles", "era_statistics", "circuit_versions"]
+VIEWS = ["train", "validation", "test", "standardised_telemetry_features"]  # drift checked, no score of their own
 
 
 def _pit_stops(n: int, season: int = 2023, missing_duration: int = 0) -> pd.DataFrame:

@@ -43,6 +43,7 @@ from f1_assets.io_managers.warehouse import ALLOW_SHRINK_TAG, allow_shrink
 from f1_assets.partitions import RaceKey, parse_race_key, races_partitions
 from f1_assets.resources.fastf1 import (
     TELEMETRY_STREAMS,
+    WEATHER_STREAM,
     CircuitCorners,
     FastF1DataError,
     FastF1NoSession,
@@ -98,6 +99,8 @@ class LiveTiming:
     missing: tuple[str, ...] = ()
     urls: tuple[str, ...] = ()
     attempts: int = 1
+    # optional data the load lacked (the weather stream): the check still passes, and says so
+    optional_missing: str | None = None
 
     @classmethod
     def of(cls, outcome: Outcome, streams: Iterable[str] | None = None) -> "LiveTiming":
@@ -109,12 +112,15 @@ class LiveTiming:
                        urls=outcome.urls, attempts=outcome.attempts)
         wanted = set(streams) if streams is not None else None
         missing = tuple(s for s in outcome.missing_streams if wanted is None or s in wanted)
+        weather = outcome.weather_reason if wanted is None else None  # the laps asset reads the weather
+        optional = f"{WEATHER_STREAM}: {weather} (weather columns NULL, bins UNKNOWN)" if weather else None
         if missing:
             not_served = [s for s in missing if s in outcome.not_served]
             return cls("missing_streams", f"FastF1 got no usable {', '.join(missing)} from the live-timing host "
                        f"for {outcome.api_path or 'the race session'}"
-                       + (f" (not served: {', '.join(not_served)})" if not_served else ""), missing=missing)
-        return cls("complete")
+                       + (f" (not served: {', '.join(not_served)})" if not_served else ""), missing=missing,
+                       optional_missing=optional)
+        return cls("complete", optional_missing=optional)
 
     @property
     def passed(self) -> bool:
@@ -129,6 +135,8 @@ class LiveTiming:
                               "missing_streams": ", ".join(self.missing) or "none"}
         if self.reason:
             md["live_timing_reason"] = self.reason
+        if self.optional_missing:
+            md["optional_missing"] = self.optional_missing
         if self.urls:
             md["unreachable_urls"] = dg.MetadataValue.json(_keys(self.urls))
             md["attempts"] = self.attempts
@@ -136,7 +144,8 @@ class LiveTiming:
 
     def check(self, asset: str) -> dg.AssetCheckResult:
         description = {
-            "complete": "every stream this asset reads was served",
+            "complete": "every stream this asset reads was served"
+                        + (f"; optional data missing: {self.optional_missing}" if self.optional_missing else ""),
             "not_applicable": f"not applicable: {self.reason}",
         }.get(self.state, self.reason or self.state)
         return LIVE_TIMING.outcome(self.passed, self.metadata(), description).result(asset)
