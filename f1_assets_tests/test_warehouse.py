@@ -181,3 +181,30 @@ def test_duckdb_writers_in_several_processes_take_turns(duckdb_url):
         assert proc.returncode == 0, err[-2000:]
     wh = warehouse_from_url(duckdb_url)
     assert [wh.count("raw_laps", {"season": 2023, "round": r}) for r in (1, 2, 3)] == [514, 514, 514]
+
+
+def test_a_read_only_session_elsewhere_is_waited_for_and_said(duckdb_url, monkeypatch, caplog):
+    """A user's `duckdb` shell on the file (read-only, another process) holds DuckDB's lock: a write waits
+    for it, says so once in the logs (naming the file and what to do), and lands when the shell closes."""
+    from f1_assets.storage import warehouse as warehouse_module
+
+    wh = warehouse_from_url(duckdb_url)
+    wh.apply_schema()
+    path = duckdb_url.removeprefix("duckdb:///")
+    empty = pd.DataFrame(columns=wh.columns("raw_races"))
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time, duckdb
+        con = duckdb.connect({path!r}, read_only=True)
+        print("open", flush=True)
+        time.sleep(2.5)
+        con.close()
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        monkeypatch.setattr(warehouse_module, "LOCK_WARN_AFTER_SECONDS", 0.5)
+        caplog.set_level("WARNING", logger="f1_assets.storage.warehouse")
+        wh.replace_partitions("raw_races", empty, [{"season": 2023}])
+    finally:
+        holder.wait(timeout=30)
+    said = [r.getMessage() for r in caplog.records if r.name == "f1_assets.storage.warehouse"]
+    assert len(said) == 1 and path in said[0] and "read-only" in said[0] and "close it" in said[0], said

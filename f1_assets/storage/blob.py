@@ -1,8 +1,10 @@
 """The blob store: one interface, two backends (a local directory, a Google Cloud Storage bucket).
 
-It holds the raw archive of upstream responses, the FastF1 cache and per-race Parquet. Keys are
-`/`-separated relative paths (`jolpica/2023/1/laps.json@limit=100@offset=0.json.gz`,
-`telemetry/season=2023/round=05/VER.parquet`). Called by the resources and assets.
+It holds the raw archive of Jolpica's pages (`JolpicaClient.archive_key`, and the pages quarantined from
+it), the Jolpica database dumps (`ingest_dump.blob_key`) and the per-race Parquet objects of the Parquet
+IO manager (`raw_telemetry`). Keys are `/`-separated relative paths
+(`jolpica/2023/1/laps.json@limit=100@offset=0.json.gz`, `telemetry/season=2023/round=05/telemetry.parquet`).
+FastF1's own cache is a local directory (`FastF1Resource.effective_cache_dir`), not a blob.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ DuckDB's quoting), values are always bound. Called by the warehouse resource and
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     import sqlalchemy
 
 URL_VARIABLE = "F1_WAREHOUSE_URL"
+LOG = logging.getLogger(__name__)
+LOCK_WARN_AFTER_SECONDS = 5.0  # a DuckDB file lock held this long is said in the logs, once per open
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
 _T = TypeVar("_T")
 # warehouses found at the schema head by this process: later uses skip even the version query
@@ -280,7 +283,8 @@ class DuckDBWarehouse(Warehouse):
         through SQLAlchemy, wrapped: `.orig`)."""
         import duckdb
 
-        deadline = time.monotonic() + self.LOCK_WAIT_SECONDS
+        start = time.monotonic()
+        deadline, warned = start + self.LOCK_WAIT_SECONDS, False
         delay = 0.05
         while True:
             try:
@@ -294,6 +298,11 @@ class DuckDBWarehouse(Warehouse):
                     raise ConfigError(f"{URL_VARIABLE}: cannot open DuckDB warehouse {self.path}: {cause}") from None
                 if "lock" not in problem or time.monotonic() > deadline:
                     raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {cause}") from exc
+                if not warned and time.monotonic() - start > LOCK_WARN_AFTER_SECONDS:
+                    warned = True  # said once per open, in the run's logs (dagster.yaml managed_python_loggers)
+                    LOG.warning(f"DuckDB warehouse {self.path} is locked by another process; waiting up to "
+                                f"{self.LOCK_WAIT_SECONDS:.0f} s. DuckDB allows one process per file, a read-only "
+                                f"session too: close it (or copy the file to read it). {cause}")
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
