@@ -5,6 +5,13 @@ Run from the repository root: `.venv/bin/python bench/bench_telemetry.py`. Gener
 merge + lap tagging + Parquet encoding, and measures the peak Python-heap memory (tracemalloc) while
 processing three races one after another, to show memory is bounded per race, not per season.
 Prints one JSON object per measurement on its last lines (DESIGN.md "Performance").
+
+Kinematics section (`.venv/bin/python bench/bench_telemetry.py kinematics` runs only it): ≈1 M generated
+raw_telemetry samples (`f1_assets_tests.test_kinematics.realistic_race`: 20 cars, irregular merged instants,
+NaN gaps), seconds per 1 M samples of `lap_kinematics` (what telemetry_features calls; target < 1 s, the
+baseline), and of the two `local_quadratic` fits (speed; X,Y) against the former one-pass-per-offset
+implementation kept in the test as the reference (ratio = now / before). Process CPU time, best of `REPEATS`,
+so that other processes on the machine disturb it less.
 """
 
 import gc
@@ -18,11 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from f1_assets.transforms import kinematics as kin  # noqa: E402
+from f1_assets.transforms.features import lap_samples  # noqa: E402
 from f1_assets.transforms.telemetry import merge_race_telemetry  # noqa: E402
+from f1_assets_tests.test_kinematics import realistic_race, reference_local_quadratic  # noqa: E402
 from f1_assets_tests.test_telemetry import make_fastf1_telemetry  # noqa: E402
 
 DRIVERS = {str(n): f"D{n:02d}" for n in range(1, 21)}
 LAPS, LAP_SECONDS = 57, 104.0
+REPEATS = 3
 
 
 def emit(bench: str, value: float, unit: str, note: str, baseline: float | None = None) -> None:
@@ -48,7 +59,38 @@ def process(seed: int) -> tuple[int, int, float]:
     return samples, size, merged
 
 
+def best_cpu_seconds(run) -> float:
+    times = []
+    for _ in range(REPEATS):
+        start = time.process_time()
+        run()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def kinematics() -> None:
+    race = realistic_race(cars=20, samples_per_car=50_000)
+    per_m = 1e6 / len(race)
+    car = race["DriverNumber"].to_numpy()
+    t = kin.seconds(race["SessionTime"])
+    speed, x, y = (race[c].to_numpy(float) for c in ("Speed", "X", "Y"))
+    fits = ([speed / 3.6], [x * kin.POSITION_UNIT_M, y * kin.POSITION_UNIT_M])
+    now = best_cpu_seconds(lambda: [kin.local_quadratic(car, t, v) for v in fits]) * per_m
+    before = best_cpu_seconds(lambda: [reference_local_quadratic(car, t, v) for v in fits]) * per_m
+    lap = best_cpu_seconds(lambda: kin.lap_kinematics(lap_samples(race))) * per_m
+    print(f"kinematics: {len(race)} samples; lap_kinematics {lap:.3f} s per 1 M samples", file=sys.stderr)
+    emit("kinematics_lap_kinematics_s_per_1M_samples", lap, "s",
+         f"{len(race)} samples, 20 cars: lap_samples + lap_kinematics (CPU s); baseline = the 1 s target",
+         baseline=1.0)
+    emit("kinematics_local_quadratic_s_per_1M_samples", now, "s",
+         "the two fits (speed; X,Y), block-wise sums; baseline = the former one pass per offset (reference)",
+         baseline=round(before, 4))
+
+
 def main() -> None:
+    if sys.argv[1:] == ["kinematics"]:
+        kinematics()
+        return
     process(99)  # warm-up (imports, first-call costs)
     samples, size, seconds = process(0)
     print(f"one race: {samples} samples merged in {seconds:.3f} s; Parquet {size / 1e6:.1f} MB", file=sys.stderr)
@@ -72,6 +114,7 @@ def main() -> None:
          "peak for the 3rd race processed in the same run; ratio ≈ 1 means memory is per race",
          baseline=round(peaks[0], 2))
     emit("telemetry_max_rss", rss, "MiB", "process max RSS after 4 races (getrusage)")
+    kinematics()
 
 
 if __name__ == "__main__":

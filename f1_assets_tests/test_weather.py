@@ -6,6 +6,9 @@
   No recorded stream has rain (every Rainfall is "0"): rain is a SYNTHETIC stretch spliced into the real
   2022 Bahrain stream (its Rainfall "0" → "1" on the lines in a time range), served by the same server
   and parsed by FastF1.
+- Unreadable values: the same real stream with SYNTHETIC junk spliced in (AirTemp "n/a", Rainfall "?", a
+  missing key), served by the same server: FastF1 makes 0.0 / False of them, the resource NaN / unknown.
+- The fallback's age limit on a SYNTHETIC stream with a 20-minute gap (known answers).
 - Baku 2018 through the assets (fastf1_laps → lap_features, DuckDB): no weather stream is recorded for
   it, so the weather is NULL, the bins UNKNOWN and both assets say "no weather stream recorded"; the run
   succeeds. Its sector times in lap_features equal FastF1's non-null sector times, counted on FastF1's
@@ -36,10 +39,12 @@ from f1_assets.transforms.weather import (
     MIXED,
     UNKNOWN,
     WEATHER_COLUMNS,
+    WEATHER_MAX_AGE,
     WET,
     lap_weather,
     race_weather_bin,
     weather_bin,
+    weather_from_stream,
 )
 from f1_assets_tests import helpers
 from f1_assets_tests.helpers import replay_pages
@@ -180,6 +185,119 @@ def test_edges_without_data():
     assert weather_bin(got["rainfall"]).tolist() == [WET, UNKNOWN, UNKNOWN]
     assert race_weather_bin(pd.Series([True, True, False, None], dtype="boolean")) == WET
     assert race_weather_bin(pd.Series([True, False, False], dtype="boolean")) == MIXED
+
+
+def minutes(*values: float) -> pd.Series:
+    return pd.Series(pd.to_timedelta(list(values), unit="min"))
+
+
+def test_fallback_sample_has_an_age_limit():
+    """SYNTHETIC stream, one sample a minute from 0 to 30 min, none until 50 min (a 20-minute gap), then one a
+    minute again; rain on the 30-min sample only. A lap inside the gap has no weather (not the 30-min
+    sample's); a lap within WEATHER_MAX_AGE (5 min) of that sample still takes it."""
+    assert WEATHER_MAX_AGE == pd.Timedelta(minutes=5)
+    t = [*range(0, 31), *range(50, 61)]
+    samples = pd.DataFrame({
+        "Time": minutes(*t), "AirTemp": [20.0 + m / 10 for m in t], "TrackTemp": 30.0, "Humidity": 50.0,
+        "Pressure": 1000.0, "Rainfall": [m == 30 for m in t], "WindSpeed": 1.0, "WindDirection": 90,
+    })
+    # laps (start, end) in minutes: inside the gap; ending 2.5 / exactly 5 / just over 5 min after the last
+    # sample; in the gap, then one ending on the 50-min sample; an ordinary lap with samples inside
+    starts = minutes(40, 31, 33.5, 33.6, 45, 12.2)
+    ends = minutes(41.5, 32.5, 35, 35 + 1e-6, 50, 13.7)
+    got = lap_weather(starts, ends, samples)
+    assert got.loc[0].isna().all()  # the 30-min sample is 11.5 min old: unknown, not its rain and 23.0 °C
+    assert got.loc[1, "air_temp_c"] == 23.0 and bool(got.loc[1, "rainfall"]) is True
+    assert got.loc[2, "air_temp_c"] == 23.0 and bool(got.loc[2, "rainfall"]) is True  # exactly 5 min: still in
+    assert got.loc[3].isna().all()  # 5 min and a bit: out
+    assert got.loc[4, "air_temp_c"] == 25.0 and bool(got.loc[4, "rainfall"]) is False  # its own sample at 50
+    assert got.loc[5, "air_temp_c"] == pytest.approx(21.3) and bool(got.loc[5, "rainfall"]) is False
+    assert weather_bin(got["rainfall"]).tolist() == [UNKNOWN, WET, WET, UNKNOWN, DRY, DRY]
+    assert race_weather_bin(got["rainfall"]) == MIXED  # 2 wet of the 4 known laps: the unknown ones don't count
+
+
+def test_unreadable_samples_are_skipped_per_channel():
+    """A sample whose AirTemp / Rainfall did not read (NaN / NA) is no sample for that channel only: a lap
+    holding just that sample takes the channel from the readable sample before it (within the age limit)."""
+    samples = weather_from_stream([
+        ["00:10:00.000", {"AirTemp": "21.0", "TrackTemp": "30.0", "Rainfall": "1", "Humidity": "50"}],
+        ["00:11:00.000", {"AirTemp": "n/a", "TrackTemp": "31.0", "Rainfall": "?", "Humidity": "51"}],
+        ["00:20:00.000", {"AirTemp": None, "TrackTemp": "32.0", "Rainfall": None, "Humidity": "52"}],
+    ])
+    got = lap_weather(minutes(10.5, 19.5), minutes(11.5, 20.5), samples)
+    assert got.loc[0, "air_temp_c"] == 21.0 and got.loc[0, "track_temp_c"] == 31.0
+    assert bool(got.loc[0, "rainfall"]) is True  # from 10:00, not a "Dry" made of "?"
+    # 20:00 has no AirTemp / Rainfall and the readable ones (10:00) are 10 min old: unknown
+    assert np.isnan(got.loc[1, "air_temp_c"]) and got.loc[1, "track_temp_c"] == 32.0
+    assert pd.isna(got.loc[1, "rainfall"]) and weather_bin(got["rainfall"]).tolist() == [WET, UNKNOWN]
+
+
+def test_weather_from_stream_reads_only_readable_values():
+    got = weather_from_stream([
+        ["00:01:00.000", {"AirTemp": "25.6", "Humidity": "17.0", "Pressure": "1010.2", "Rainfall": "0",
+                          "TrackTemp": "32.3", "WindDirection": "346", "WindSpeed": "0.5"}],
+        ["00:02:00.000", {"AirTemp": "", "Humidity": "inf", "Pressure": True, "Rainfall": "yes",
+                          "TrackTemp": [1], "WindDirection": 12, "WindSpeed": 0.75}],
+        ["00:03:00.000", {"Rainfall": "1"}],  # every other key missing
+        ["00:04:00.000", "not a dict"], ["00:05:00.000"],  # FastF1 skips these lines too
+        ["garbage-time", {"Rainfall": 0}],
+    ])
+    assert len(got) == 4 and list(got.columns) == ["Time", "AirTemp", "Humidity", "Pressure", "Rainfall",
+                                                  "TrackTemp", "WindDirection", "WindSpeed"]
+    assert got["Time"].iloc[:3].tolist() == pd.to_timedelta(["00:01:00", "00:02:00", "00:03:00"]).tolist()
+    assert pd.isna(got["Time"].iloc[3])
+    assert got.loc[0, "AirTemp"] == 25.6 and got.loc[0, "WindDirection"] == 346.0
+    assert got.loc[1, ["AirTemp", "Humidity", "Pressure", "TrackTemp"]].isna().all()
+    assert got.loc[1, "WindDirection"] == 12.0 and got.loc[1, "WindSpeed"] == 0.75
+    assert got["Rainfall"].isna().tolist() == [False, True, False, False]  # "yes" is not a reading
+    assert got["Rainfall"].fillna(False).tolist() == [False, False, True, False]  # "0", -, "1", 0
+    assert got.loc[2].drop(["Time", "Rainfall"]).isna().all()
+
+
+def test_unreadable_values_through_the_replay_server(recorded_upstreams, shared_data, tmp_path):
+    """SYNTHETIC junk in the real Bahrain 2022 stream, served over HTTP: line 20's AirTemp "n/a" and Rainfall
+    "?", line 21 without TrackTemp. FastF1's own frame has 0.0 °C / no rain / 0.0 there; the race's weather
+    (the resource's) has NaN / unknown; then every Rainfall junk: the race is UNKNOWN, not Dry."""
+    path = "/livetiming/static/" + STREAMS["2022-01"] + "WeatherData.jsonStream"
+    lines = (shared_data / "livetiming" / STREAMS["2022-01"] / "WeatherData.jsonStream").read_bytes().decode(
+        "utf-8-sig").splitlines(keepends=True)  # as recorded: "\r\n" ends each line (FastF1 splits on it)
+    assert all(line.endswith("\r\n") for line in lines)
+    assert '"AirTemp":"' in lines[20] and '"Rainfall":"0"' in lines[20] and '"TrackTemp":"' in lines[21]
+    junk = list(lines)
+    junk[20] = re.sub(r'"AirTemp":"[^"]*"', '"AirTemp":"n/a"', lines[20]).replace('"Rainfall":"0"', '"Rainfall":"?"')
+    junk[21] = re.sub(r'"TrackTemp":"[^"]*",', "", lines[21])
+    assert "TrackTemp" not in junk[21]
+    recorded_upstreams.overrides[path] = "".join(junk).encode("utf-8-sig")
+    try:
+        race = resource(recorded_upstreams, tmp_path / "a").load_race(parse_race_key("2022-01"))
+        fastf1_own = race.session.weather_data
+        assert fastf1_own.loc[20, "AirTemp"] == 0.0 and not fastf1_own.loc[20, "Rainfall"]  # FastF1's coercion
+        assert fastf1_own.loc[21, "TrackTemp"] == 0.0
+        weather = race.weather
+        assert len(weather) == len(fastf1_own) == len(lines)
+        assert np.isnan(weather.loc[20, "AirTemp"]) and pd.isna(weather.loc[20, "Rainfall"])
+        assert np.isnan(weather.loc[21, "TrackTemp"]) and weather.loc[21, "AirTemp"] == fastf1_own.loc[21, "AirTemp"]
+        assert weather.loc[20, "Humidity"] == fastf1_own.loc[20, "Humidity"] > 0  # the rest of the line is kept
+        readable = weather.drop(index=[20, 21])
+        assert readable["AirTemp"].tolist() == fastf1_own.drop(index=[20, 21])["AirTemp"].tolist()
+        assert (weather["Time"] == fastf1_own["Time"]).all()
+        # a lap holding only sample 20: AirTemp from sample 19 (a minute before), not 0 °C
+        t20 = weather.loc[20, "Time"]
+        lap = lap_weather(pd.Series([t20 - pd.Timedelta(seconds=5)]), pd.Series([t20 + pd.Timedelta(seconds=5)]),
+                          weather)
+        assert lap.loc[0, "air_temp_c"] == weather.loc[19, "AirTemp"] > 10 and bool(lap.loc[0, "rainfall"]) is False
+
+        recorded_upstreams.overrides[path] = "".join(line.replace('"Rainfall":"0"', '"Rainfall":"x"')
+                                                     for line in lines).encode("utf-8-sig")
+        race = resource(recorded_upstreams, tmp_path / "b").load_race(parse_race_key("2022-01"))
+        assert not race.session.weather_data["Rainfall"].any()  # FastF1: "Dry" everywhere
+        assert race.weather["Rainfall"].isna().all() and race.weather["AirTemp"].notna().all()
+        starts, ends = windows(race.weather)
+        per_lap = lap_weather(starts, ends, race.weather)
+        assert per_lap["rainfall"].isna().all() and per_lap["air_temp_c"].notna().all()
+        assert race_weather_bin(per_lap["rainfall"]) == UNKNOWN
+    finally:
+        del recorded_upstreams.overrides[path]
 
 
 def test_lap_features_carry_sectors_and_bin_weather(shared_data):

@@ -46,6 +46,7 @@ from f1_assets import settings
 from f1_assets.partitions import RaceKey
 from f1_assets.resources.jolpica import URL_VARIABLE as JOLPICA_URL_VARIABLE
 from f1_assets.resources.storage import env_var_field
+from f1_assets.transforms.weather import weather_from_stream
 
 FIRST_FASTF1_SEASON = 2018
 # the variables the resource follows (settings.py reads them; the fields below name them)
@@ -53,7 +54,11 @@ LIVETIMING_URL_VARIABLE = settings.LIVETIMING_URL
 SCHEDULE_URL_VARIABLE = settings.FASTF1_SCHEDULE_URL
 CIRCUIT_INFO_URL_VARIABLE = settings.CIRCUIT_INFO_URL
 # circuit info (corners) is optional: one request, given this long before the race goes on without it
-CIRCUIT_INFO_TIMEOUT_SECONDS = 30.0
+# (MultiViewer answers in well under a second; FastF1 sends the request without a timeout of its own)
+CIRCUIT_INFO_TIMEOUT_SECONDS = 10.0
+# after a circuit-info host timed out or was unreachable, the races that follow in the same process do not
+# ask it again for this long (they go on without corners at once, and say why)
+CIRCUIT_INFO_RETRY_AFTER_SECONDS = 600.0
 HOME_VARIABLE = settings.HOME
 
 
@@ -132,6 +137,9 @@ class LoadedRace:
     warnings: list[str] = field(default_factory=list)
     not_served: tuple[str, ...] = ()  # of the missing streams, the ones the host answered with an error
     weather_not_served: bool = False  # the host answered the WeatherData request with an error
+    # the WeatherData stream parsed strictly (`weather_from_stream`: unreadable values NaN / NA, not FastF1's
+    # 0 / False); None when the raw stream could not be read again (then FastF1's own frame is used)
+    weather_samples: pd.DataFrame | None = None
 
     def _loaded(self, attr: str) -> Any:
         from fastf1.exceptions import DataNotLoadedError
@@ -182,7 +190,11 @@ class LoadedRace:
     @property
     def weather(self) -> pd.DataFrame:
         """FastF1's `session.weather_data` (Time, AirTemp, Humidity, Pressure, Rainfall, TrackTemp,
-        WindDirection, WindSpeed; about one sample a minute); empty without the stream."""
+        WindDirection, WindSpeed; about one sample a minute); empty without the stream. Parsed strictly from
+        the raw stream when it could be read (`weather_samples`): a value FastF1 could not read is NaN (Rainfall
+        NA) here, where FastF1 puts 0 / False."""
+        if self.weather_samples is not None:
+            return self.weather_samples
         weather = self._loaded("weather_data")
         return weather if weather is not None else pd.DataFrame()
 
@@ -267,6 +279,60 @@ def _capture_fastf1_log() -> Iterator[_FastF1Log]:
         logger.setLevel(old_level)
 
 
+# circuit-info hosts that timed out or were unreachable in this process: base URL → (when, reason)
+_CIRCUIT_INFO_FAILURES: dict[str, tuple[float, str]] = {}
+_CIRCUIT_INFO_LOCK = threading.Lock()
+
+
+def _circuit_info_down(base: str) -> str | None:
+    """Why `base` is not asked now (it failed less than CIRCUIT_INFO_RETRY_AFTER_SECONDS ago), or None."""
+    with _CIRCUIT_INFO_LOCK:
+        failed = _CIRCUIT_INFO_FAILURES.get(base)
+    if failed is None or time.monotonic() - failed[0] >= CIRCUIT_INFO_RETRY_AFTER_SECONDS:
+        return None
+    ago = time.monotonic() - failed[0]
+    return (f"not asked: the circuit-info host {settings.redact(base)} failed {ago:.0f} s ago in this process "
+            f"(asked again after {CIRCUIT_INFO_RETRY_AFTER_SECONDS:g} s): {failed[1]}")
+
+
+def _circuit_info_failed(base: str, reason: str) -> str:
+    with _CIRCUIT_INFO_LOCK:
+        _CIRCUIT_INFO_FAILURES[base] = (time.monotonic(), reason)
+    return reason
+
+
+def _circuit_info_answered(base: str) -> None:
+    with _CIRCUIT_INFO_LOCK:
+        _CIRCUIT_INFO_FAILURES.pop(base, None)
+
+
+class _StatusLog(logging.Handler):
+    """The HTTP statuses of the non-200 answers FastF1's circuit-info client logs ("[404] <body>" at DEBUG)."""
+
+    _STATUS = re.compile(r"^\[(\d{3})\] ")
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.statuses: list[int] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self._STATUS.match(record.getMessage())
+        if match:
+            self.statuses.append(int(match.group(1)))
+
+
+@contextmanager
+def _http_statuses() -> Iterator[list[int]]:
+    """Inside `_capture_fastf1_log` (which lowers FastF1's level to DEBUG): FastF1 mvapi's logged statuses."""
+    logger = logging.getLogger("fastf1.mvapi")
+    handler = _StatusLog()
+    logger.addHandler(handler)
+    try:
+        yield handler.statuses
+    finally:
+        logger.removeHandler(handler)
+
+
 def _unreachable(urls: list[str], errors: list[str]) -> str:
     """`http://host:port (ConnectionError on 8 requests, first …/SessionInfo.jsonStream)`, per host."""
     by_host: dict[str, list[tuple[str, str]]] = {}
@@ -338,7 +404,12 @@ class FastF1Resource(dg.ConfigurableResource):
     def circuit_corners(self, loaded: LoadedRace) -> CircuitCorners:
         """The corners of the race's circuit from FastF1's circuit info (`Session.get_circuit_info()`,
         served by the circuit-info host), or why there are none. Never raises for the upstream: circuit
-        info is optional (corner columns stay NULL); only a malformed setting is a ConfigError."""
+        info is optional (corner columns stay NULL); only a malformed setting is a ConfigError.
+
+        The request gets `CIRCUIT_INFO_TIMEOUT_SECONDS`; a host that timed out or was unreachable is not
+        asked again by this process for `CIRCUIT_INFO_RETRY_AFTER_SECONDS`. An HTTP 200 answer that is not
+        usable circuit info (not JSON, JSON of another shape, no corners) is removed from FastF1's HTTP
+        cache, so the next try asks the host again instead of reading the junk for 12 h."""
         base = self.effective_circuit_info_url()
         parts = urlsplit(base)
         if not parts.path.endswith(MVAPI_PATH):
@@ -346,14 +417,22 @@ class FastF1Resource(dg.ConfigurableResource):
                                        f"<host>{MVAPI_PATH}circuits/<key>/<year>: the URL must end in {MVAPI_PATH}")
         session = loaded.session
         try:
-            key, year = session.session_info["Meeting"]["Circuit"]["Key"], int(session.event.year)
+            circuit = session.session_info["Meeting"]["Circuit"]
+            key, year = circuit["Key"], int(session.event.year)
         except (AttributeError, KeyError, TypeError, ValueError):
             return CircuitCorners(None, None, "the session names no circuit (SessionInfo Meeting.Circuit.Key): "
                                   "no circuit info to ask for")
-        url = settings.redact(f"{base}circuits/{key}/{year}")
+        if key == 149 and circuit.get("ShortName") == "Mugello":  # as FastF1's get_circuit_info asks
+            key = 146
+        raw_url = f"{base}circuits/{key}/{year}"
+        url = settings.redact(raw_url)
         if not hasattr(session, "get_circuit_info"):
             return CircuitCorners(None, url, "the loaded session is not a FastF1 session: no circuit info")
+        down = _circuit_info_down(base)
+        if down is not None:
+            return CircuitCorners(None, url, down)
         import fastf1.mvapi.api
+        from fastf1.req import Cache
 
         # FastF1 has no setting for this host either: `fastf1.mvapi.api` builds `{PROTO}://{HOST}/api/v1/...`
         # from module constants at request time. Set here only, right before the one request.
@@ -367,27 +446,42 @@ class FastF1Resource(dg.ConfigurableResource):
             except BaseException as exc:  # handed to the caller's thread
                 outcome["error"] = exc
 
-        with _capture_fastf1_log():  # FastF1's warnings stay out of the run's log; the reason says it all
+        # FastF1's warnings stay out of the run's log (the reason says it all); its DEBUG record
+        # "[<status>] <body>" is how a non-200 answer shows (FastF1 then returns None, as for junk)
+        with _capture_fastf1_log(), _http_statuses() as statuses:
             worker = threading.Thread(target=work, name="fastf1-circuit-info", daemon=True)
             worker.start()
             worker.join(CIRCUIT_INFO_TIMEOUT_SECONDS)
+        retry = f"not asked again for {CIRCUIT_INFO_RETRY_AFTER_SECONDS / 60:g} min in this process"
         if worker.is_alive():
-            return CircuitCorners(None, url, f"the circuit-info host did not answer {url} within "
-                                  f"{CIRCUIT_INFO_TIMEOUT_SECONDS:g} s ({CIRCUIT_INFO_URL_VARIABLE})")
+            return CircuitCorners(None, url, _circuit_info_failed(
+                base, f"the circuit-info host did not answer {url} within {CIRCUIT_INFO_TIMEOUT_SECONDS:g} s "
+                f"({CIRCUIT_INFO_URL_VARIABLE}); {retry}"))
         error = outcome.get("error")
         if isinstance(error, _UNREACHABLE):
-            return CircuitCorners(None, url, f"the circuit-info host is unreachable: {url} ({type(error).__name__}; "
-                                  f"{CIRCUIT_INFO_URL_VARIABLE})")
-        if isinstance(error, AttributeError) or (error is None and outcome.get("value") is None):
-            # FastF1 got no usable answer (HTTP error or not JSON): get_circuit_info then fails on None
-            return CircuitCorners(None, url, f"no circuit info at {url}: the host has no recording of this "
-                                  f"circuit and season ({CIRCUIT_INFO_URL_VARIABLE})")
-        if error is not None:
-            return CircuitCorners(None, url, settings.redact(f"FastF1 could not read the circuit info at {url}: "
-                                                             f"{type(error).__name__}: {error}"))
-        corners = outcome["value"].corners
-        if corners is None or len(corners) == 0:
-            return CircuitCorners(None, url, f"the circuit info at {url} lists no corners")
+            return CircuitCorners(None, url, _circuit_info_failed(
+                base, f"the circuit-info host is unreachable: {url} ({type(error).__name__}; "
+                f"{CIRCUIT_INFO_URL_VARIABLE}); {retry}"))
+        value = outcome.get("value")
+        if statuses and (value is None or isinstance(error, AttributeError)):
+            # FastF1 got an HTTP error (not cached by FastF1): get_circuit_info then fails on None
+            return CircuitCorners(None, url, f"no circuit info at {url}: the host answered HTTP {statuses[-1]}, it "
+                                  f"has no recording of this circuit and season ({CIRCUIT_INFO_URL_VARIABLE})")
+        corners = getattr(value, "corners", None) if error is None else None
+        junk = None
+        if error is not None:  # not JSON (FastF1 returns None, then fails on it), or JSON of another shape
+            junk = ("not JSON" if isinstance(error, AttributeError) and "NoneType" in str(error)
+                    else f"JSON of another shape, {type(error).__name__}: {error}")
+        elif not isinstance(corners, pd.DataFrame) or len(corners) == 0:
+            junk = "it lists no corners"
+        elif (corners["Number"] == 0).all() or ((corners["X"] == 0) & (corners["Y"] == 0)).all():
+            junk = "its corners have no numbers or no positions"
+        if junk is not None:
+            Cache.delete_response(raw_url)  # FastF1's HTTP cache keeps a 200 answer for 12 h: not this one
+            return CircuitCorners(None, url, settings.redact(
+                f"the answer from {url} is not usable circuit info ({junk}); not kept in FastF1's cache, "
+                f"asked again next time ({CIRCUIT_INFO_URL_VARIABLE})"))
+        _circuit_info_answered(base)
         return CircuitCorners(corners[["Number", "Letter", "X", "Y"]].reset_index(drop=True), url, None)
 
     def _configure_fastf1(self) -> None:
@@ -509,7 +603,29 @@ class FastF1Resource(dg.ConfigurableResource):
         loaded.missing_streams = missing
         loaded.not_served = tuple(s for s in missing if s in fastf1_log.not_served)
         loaded.weather_not_served = WEATHER_STREAM in fastf1_log.not_served
+        if len(loaded.weather):
+            loaded.weather_samples = _strict_weather(loaded)
         return loaded
+
+
+def _strict_weather(loaded: LoadedRace) -> pd.DataFrame | None:
+    """The race's WeatherData stream read again (FastF1's HTTP cache holds it right after the load) and parsed
+    strictly: FastF1's parser makes 0 °C / "no rain" of a value it cannot read. None (FastF1's frame is used,
+    with a warning) when the raw stream cannot be read again."""
+    import fastf1._api
+
+    try:
+        entries = fastf1._api.fetch_page(loaded.session.api_path, "weather_data")
+    except (*_UNREACHABLE, AttributeError, ValueError) as exc:
+        entries, why = None, f"{type(exc).__name__}: {exc}"
+    else:
+        why = "no answer"
+    if not isinstance(entries, list):
+        loaded.warnings.append(settings.redact(
+            f"the {WEATHER_STREAM} stream could not be read again to check FastF1's values ({why}): "
+            "weather values FastF1 could not read may show as 0 / no rain"))
+        return None
+    return weather_from_stream(entries)
 
 
 def _missing_streams(loaded: LoadedRace, not_served: list[str], *, laps: bool, telemetry: bool) -> tuple[str, ...]:

@@ -42,6 +42,7 @@ G_LIMIT = 6.0  # the design's |lateral g|, |longitudinal g| <= 6
 HALF_WINDOW_S = 0.5
 MAX_NEIGHBOURS = 6  # per side: the merged streams give ~8-10 samples/s, so +-0.5 s holds ~5
 MIN_FIT_SAMPLES = 4  # a quadratic through fewer points does not smooth anything
+BLOCK = 16384  # samples per block of local_quadratic's sums: a block's arrays stay in the CPU cache
 MIN_PATH_SPEED_MS = 5.0
 CORNER_RADIUS_M = 50.0
 POSITION_UNIT_M = 0.1  # X, Y are in 1/10 m
@@ -71,27 +72,70 @@ def local_quadratic(car: np.ndarray, t_s: np.ndarray, values: list[np.ndarray], 
                     ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per sample and per channel in `values`: (first, second) time derivative of the least-squares
     quadratic through the samples of the same `car` within +-`half_window` s (NaN where fewer than
-    `MIN_FIT_SAMPLES`). Samples sorted by (car, time); one vectorised pass per neighbour offset.
+    `MIN_FIT_SAMPLES`). Samples sorted by (car, time).
 
     The channels are fitted on the samples where all of them are known (X and Y are NaN together), so
-    they share the normal equations; dt is scaled by the window to keep them well conditioned."""
+    they share the normal equations; dt is scaled by the window to keep them well conditioned. The sums
+    are taken block by block (`BLOCK` samples, one vectorised pass per neighbour offset within the block)
+    so that the block's arrays stay in the CPU cache; offsets beyond the samples there are (a race of 2-5 samples)
+    are skipped. A sample without a time or a value is in no fit."""
+    t_s = np.asarray(t_s, dtype="float64")
     n = len(t_s)
-    ok = np.ones(n, dtype=bool)
+    ok = ~np.isnan(t_s)  # a sample without a time is in no fit
+    t_s = np.where(ok, t_s, 0.0)
     for y in values:
         ok &= ~np.isnan(y)
-    m = np.zeros((5, n))  # sum of u^p, u = dt / half_window
-    r = np.zeros((len(values), 3, n))  # sum of y * u^q
-    for k in range(-MAX_NEIGHBOURS, MAX_NEIGHBOURS + 1):
-        centre, other = (slice(0, n - k), slice(k, n)) if k >= 0 else (slice(-k, n), slice(0, n + k))
-        u = (t_s[other] - t_s[centre]) / half_window
-        use = ok[other] & ok[centre] & (car[other] == car[centre]) & (np.abs(u) <= 1.0)
-        up = use.astype("float64")
-        for p in range(5):
-            m[p, centre] += up
-            if p < 3:
-                for i, y in enumerate(values):
-                    r[i, p, centre] += np.where(use, y[other], 0.0) * up
-            up *= u
+    key = _fit_key(car, ok)
+    known = np.stack([np.where(ok, np.asarray(y, dtype="float64"), 0.0) for y in values])[:, None, :]
+    offsets = [k for k in range(-MAX_NEIGHBOURS, MAX_NEIGHBOURS + 1) if abs(k) < n]  # fewer samples: skipped
+    first = np.full((len(values), n), np.nan)
+    second = np.full((len(values), n), np.nan)
+    size = min(BLOCK, n)
+    u_buf, use_buf, up_buf = np.empty(size), np.empty(size, dtype=bool), np.empty((5, size))
+    ry_buf = np.empty((len(values), 3, size))
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        m = np.zeros((5, stop - start))  # sum of u^p, u = dt / half_window
+        r = np.zeros((len(values), 3, stop - start))  # sum of y * u^q
+        for k in offsets:
+            if k == 0:  # the sample itself: u = 0
+                m[0] += ok[start:stop]
+                r[:, 0] += known[:, 0, start:stop]
+                continue
+            lo, hi = max(start, -k), min(stop, n - k)  # centres whose neighbour at offset k exists
+            if hi <= lo:
+                continue
+            centre, other, local, w = slice(lo, hi), slice(lo + k, hi + k), slice(lo - start, hi - start), hi - lo
+            u, use, up, ry = u_buf[:w], use_buf[:w], up_buf[:, :w], ry_buf[:, :, :w]
+            np.equal(key[other], key[centre], out=use)
+            np.subtract(t_s[other], t_s[centre], out=u)
+            u /= half_window
+            use &= np.abs(u) <= 1.0
+            if not use.any():  # the block's samples are all further apart than the window: adds only zeros
+                continue
+            up[0] = use  # use * u^p
+            for p in range(1, 5):
+                np.multiply(up[p - 1], u, out=up[p])
+            m[:, local] += up
+            np.multiply(known[:, :, other], up[:3], out=ry)
+            r[:, :, local] += ry
+        _solve(m, r, half_window, first[:, start:stop], second[:, start:stop])
+    return [(first[i], second[i]) for i in range(len(values))]
+
+
+def _fit_key(car: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per sample an int64 that two samples share iff they are of the same car and both have every
+    channel (a sample missing one gets a key of its own)."""
+    car = np.asarray(car)
+    codes = car.astype("int64") if car.dtype.kind in "iub" else pd.factorize(car)[0].astype("int64")
+    if len(codes) == 0:
+        return codes
+    return np.where(ok, codes - codes.min(), -1 - np.arange(len(codes)))
+
+
+def _solve(m: np.ndarray, r: np.ndarray, half_window: float, first: np.ndarray, second: np.ndarray) -> None:
+    """The quadratic's b (slope) and c (curvature) from the normal equations' sums, by Cramer's rule,
+    written into `first` (b / h) and `second` (2c / h^2) where the fit is good (NaN stays elsewhere)."""
     a00, a01, a02, a11, a12, a22 = m[0], m[1], m[2], m[2], m[3], m[4]
     c01 = a02 * a12 - a01 * a22
     c02 = a01 * a12 - a02 * a11
@@ -100,13 +144,12 @@ def local_quadratic(car: np.ndarray, t_s: np.ndarray, values: list[np.ndarray], 
     c22 = a00 * a11 - a01 * a01
     det = a00 * (a11 * a22 - a12 * a12) + a01 * c01 + a02 * c02
     good = (m[0] >= MIN_FIT_SAMPLES) & (np.abs(det) > 1e-9 * np.maximum(m[0], 1.0) ** 3)
-    out = []
     with np.errstate(invalid="ignore", divide="ignore"):
-        for i in range(len(values)):
+        for i in range(len(r)):
             b = (c01 * r[i, 0] + c11 * r[i, 1] + c12 * r[i, 2]) / det
             c = (c02 * r[i, 0] + c12 * r[i, 1] + c22 * r[i, 2]) / det
-            out.append((np.where(good, b / half_window, np.nan), np.where(good, 2.0 * c / half_window**2, np.nan)))
-    return out
+            np.copyto(first[i], b / half_window, where=good)
+            np.copyto(second[i], 2.0 * c / half_window**2, where=good)
 
 
 def longitudinal_g(car: np.ndarray, t_s: np.ndarray, speed_kmh: np.ndarray) -> np.ndarray:

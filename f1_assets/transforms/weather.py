@@ -11,10 +11,18 @@ none (many recorded sessions here lack it, e.g. Baku 2018): then every weather v
 Per lap (`lap_weather`), over the lap's session-time window [LapStartTime, Time]:
 - numbers (`air_temp_c`, `track_temp_c`, `humidity_pct`, `pressure_mbar`, `wind_speed_mps`,
   `wind_direction_deg`): the mean of the samples inside the window; with none inside (laps are
-  shorter than the sample interval now and then), the last sample before the lap ended; NULL when
-  no sample precedes the end (or the lap has no end time). Wind direction is averaged as a compass
-  angle (circular mean), so 350° and 10° give 0°, not 180°.
-- `rainfall`: any sample inside the window reports rain; with none inside, the last sample before.
+  shorter than the sample interval now and then), the last sample before the lap ended, but only
+  when it is at most `WEATHER_MAX_AGE` older than the lap's end (the stream has gaps: a sample from
+  20 minutes earlier says nothing about this lap); NULL otherwise (or when the lap has no end time).
+  Wind direction is averaged as a compass angle (circular mean), so 350° and 10° give 0°, not 180°.
+- `rainfall`: any sample inside the window reports rain; with none inside, the last sample before
+  (same age limit).
+Each channel is judged on its own readable samples: an unreadable value (NaN / NA, see
+`weather_from_stream`) is no sample for that channel.
+
+`weather_from_stream` parses the raw stream itself, because FastF1's parser (`fastf1._api.weather_data`)
+turns a value it cannot read (junk, or a missing key) into 0 (AirTemp 0.0 °C) or False (Rainfall: any
+value but "1", i.e. "Dry"): here such a value is NaN (Rainfall NA), never a made-up reading.
 
 The design's categorical binning:
 - `weather` per lap: 'Wet' = rain during the lap (`rainfall` true), 'Dry' = no rain, 'UNKNOWN' = no
@@ -30,6 +38,9 @@ import numpy as np
 import pandas as pd
 
 DRY, WET, MIXED, UNKNOWN = "Dry", "Wet", "Mixed", "UNKNOWN"
+# F1 sends a weather sample about once a minute: a lap without a sample inside takes the last one before
+# its end only when that one is at most this old (a few missed samples); older, the lap's weather is unknown
+WEATHER_MAX_AGE = pd.Timedelta(minutes=5)
 WET_SHARE = 0.5  # a race is 'Wet' when more than this share of its driver-laps had rain
 # FastF1's weather channels → the columns of fastf1_laps (numbers; Rainfall is handled apart)
 NUMERIC_CHANNELS = {
@@ -41,6 +52,40 @@ NUMERIC_CHANNELS = {
     "WindDirection": "wind_direction_deg",
 }
 WEATHER_COLUMNS = [*NUMERIC_CHANNELS.values(), "rainfall"]
+# the columns of FastF1's `session.weather_data`, in its order
+STREAM_COLUMNS = ["Time", "AirTemp", "Humidity", "Pressure", "Rainfall", "TrackTemp", "WindDirection", "WindSpeed"]
+_RAIN = {"1": True, "0": False, 1: True, 0: False}  # the bools True / False hash as 1 / 0: read too
+
+
+def _number(value: object) -> float:
+    """A reading as a float; NaN when it is not a finite number (junk text, null, a bool, a missing key)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return np.nan
+    try:
+        number = float(value)
+    except ValueError:
+        return np.nan
+    return number if np.isfinite(number) else np.nan
+
+
+def weather_from_stream(entries: list) -> pd.DataFrame:
+    """FastF1's `session.weather_data` frame, parsed strictly from the raw `WeatherData.jsonStream` entries
+    (`[timestamp, {channel: value}]`, as `fastf1._api.fetch_page(path, "weather_data")` returns them; the
+    same entries FastF1 keeps: at least two elements, a dict). A value that is not a number (Rainfall: not
+    "0"/"1") or is missing is NaN (Rainfall NA) where FastF1 would put 0 / False; a timestamp that does not
+    parse is NaT (`lap_weather` skips it)."""
+    rows = [(entry[0], entry[1]) for entry in entries
+            if isinstance(entry, (list, tuple)) and len(entry) >= 2 and isinstance(entry[1], dict)]
+    out = pd.DataFrame({"Time": pd.to_timedelta(pd.Series([str(t) for t, _ in rows], dtype=object),
+                                                errors="coerce")})
+    for channel in STREAM_COLUMNS[1:]:
+        if channel == "Rainfall":
+            values = [_RAIN.get(v) if isinstance(v, (str, int, bool)) else None
+                      for v in (row.get(channel) for _, row in rows)]
+            out[channel] = pd.array(values, dtype="boolean")
+        else:
+            out[channel] = np.array([_number(row.get(channel)) for _, row in rows], dtype="float64")
+    return out[STREAM_COLUMNS]
 
 
 def _ns(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -84,12 +129,21 @@ def lap_weather(lap_start: pd.Series, lap_end: pd.Series, weather: pd.DataFrame 
     hi = np.searchsorted(t, end_ns, side="right")
     lo = np.where(start, hi, np.searchsorted(t, start_ns, side="left"))
     lo = np.minimum(lo, hi)
-    before = np.maximum(hi - 1, 0)  # the last sample at or before the end (valid when hi > 0)
-    known = ~end & (hi > 0)
+    # a fallback sample must be at least this recent (a lap without an end has none: its NaT stands in)
+    oldest = np.where(end, 0, end_ns) - WEATHER_MAX_AGE.value
+
+    def fallback(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per lap: the last sample at or before its end with a readable value (`ok`), and whether there
+        is one not older than WEATHER_MAX_AGE."""
+        last_ok = np.maximum.accumulate(np.where(ok, np.arange(len(ok)), -1)) if len(ok) else np.array([], int)
+        idx = np.where(hi > 0, last_ok[np.maximum(hi - 1, 0)], -1)
+        found = ~end & (idx >= 0)
+        found &= t[np.maximum(idx, 0)] >= oldest
+        return np.maximum(idx, 0), found
 
     out = pd.DataFrame(index=index)
     for channel, column in NUMERIC_CHANNELS.items():
-        values = (pd.to_numeric(samples[channel], errors="coerce").to_numpy(dtype="float64")
+        values = (pd.to_numeric(samples[channel], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
                   if channel in samples else np.full(len(samples), np.nan))
         if channel == "WindDirection":  # a compass angle: average the unit vectors, not the degrees
             rad = np.deg2rad(values)
@@ -98,15 +152,20 @@ def lap_weather(lap_start: pd.Series, lap_end: pd.Series, weather: pd.DataFrame 
             inside = np.round(np.rad2deg(np.arctan2(sin, cos)) % 360.0, 1)
         else:
             inside, n = _window_mean(values, lo, hi)
-        last = values[before]
-        out[column] = np.where(~known, np.nan, np.where(n > 0, inside, last))
-    rain_values = (samples["Rainfall"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-                   if "Rainfall" in samples else np.zeros(len(samples), dtype=bool))
-    rain_count = np.concatenate([[0], np.cumsum(rain_values)])
-    inside_n = hi - lo
-    rain = np.where(inside_n > 0, (rain_count[hi] - rain_count[lo]) > 0, rain_values[before])
-    rainfall = pd.array(rain, dtype="boolean")
-    rainfall[~known] = pd.NA
+        before, recent = fallback(~np.isnan(values))
+        inside_ok = ~end & (n > 0)
+        out[column] = np.where(inside_ok, inside, np.where(recent, values[before], np.nan))
+    rain = (samples["Rainfall"].astype("boolean") if "Rainfall" in samples
+            else pd.Series(pd.NA, index=samples.index, dtype="boolean"))
+    rain_known = rain.notna().to_numpy()
+    rain_true = rain.fillna(False).to_numpy(dtype=bool)
+    known_count = np.concatenate([[0], np.cumsum(rain_known)])
+    rain_count = np.concatenate([[0], np.cumsum(rain_true)])
+    known_inside = ~end & ((known_count[hi] - known_count[lo]) > 0)
+    before, recent = fallback(rain_known)
+    rainfall = pd.array(np.where(known_inside, (rain_count[hi] - rain_count[lo]) > 0, rain_true[before]),
+                        dtype="boolean")
+    rainfall[~known_inside & ~recent] = pd.NA
     out["rainfall"] = rainfall
     return out[WEATHER_COLUMNS]
 

@@ -1,0 +1,156 @@
+"""Circuit info (corners) from a host that answers junk, answers nothing, or cannot be reached.
+
+All on real HTTP / TCP servers on 127.0.0.1, through FastF1's own `Session.get_circuit_info()` on the recorded
+2018 Baku race (circuit key 144), as `f1_assets_tests.test_kinematics` does for the good and 404 cases; the
+circuit info JSON is the one synthesized there (FastF1's `fastf1.mvapi` shape).
+
+- A junk HTTP 200 answer (HTML, JSON of another shape) is reported as not usable circuit info naming the URL,
+  and is not served from FastF1's 12-hour HTTP cache on the next try: the host is asked again and its good
+  answer gives the corners. (A good answer IS served from that cache: asked once for two calls.)
+- A host that accepts connections and never answers costs one deadline (`CIRCUIT_INFO_TIMEOUT_SECONDS`,
+  lowered for the test); the next race in the process does not connect to it again (counted on the server's
+  accepted connections, no timing) and says why; another host is still asked. Same for a refused host.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from f1_assets.partitions import parse_race_key
+from f1_assets.resources import fastf1 as fastf1_resource
+from f1_assets.resources.fastf1 import (
+    CIRCUIT_INFO_RETRY_AFTER_SECONDS,
+    CIRCUIT_INFO_TIMEOUT_SECONDS,
+    FastF1Resource,
+)
+from f1_assets_tests.livetiming_server import refused_url
+from f1_assets_tests.test_kinematics import CIRCUIT_JSON, circuit_info_server
+
+pytestmark = pytest.mark.shared_data
+
+PATH = "/mv/api/v1/circuits/144/2018"  # Baku 2018, as FastF1 asks for it under circuit_info_server's base
+
+
+@pytest.fixture(scope="module")
+def baku(recorded_upstreams, tmp_path_factory):
+    """The recorded 2018 Baku race loaded through FastF1 (its cache, with FastF1's HTTP cache, in a tmp dir)."""
+    resource = FastF1Resource(livetiming_url=recorded_upstreams.livetiming_url,
+                              schedule_url=recorded_upstreams.schedule_url, jolpica_url=recorded_upstreams.jolpica_url,
+                              cache_dir=str(tmp_path_factory.mktemp("ff1cache")))
+    return resource, resource.load_race(parse_race_key("2018-04"), laps=True)
+
+
+@pytest.fixture
+def forget_failures() -> Iterator[None]:
+    """The hosts a test made fail are forgotten after it (the memory is per process)."""
+    before = dict(fastf1_resource._CIRCUIT_INFO_FAILURES)
+    yield
+    fastf1_resource._CIRCUIT_INFO_FAILURES.clear()
+    fastf1_resource._CIRCUIT_INFO_FAILURES.update(before)
+
+
+@contextmanager
+def silent_host(path: str) -> Iterator[tuple[str, list[socket.socket]]]:
+    """A TCP server on 127.0.0.1 that accepts connections and never reads or answers: (base URL, connections)."""
+    accepted: list[socket.socket] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            accepted.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}{path}", accepted
+    finally:
+        listener.close()
+        for conn in accepted:  # the abandoned FastF1 request ends with a reset connection
+            conn.close()
+        thread.join(timeout=5)
+
+
+def test_constants_are_bounded():
+    assert CIRCUIT_INFO_TIMEOUT_SECONDS <= 10 and CIRCUIT_INFO_RETRY_AFTER_SECONDS == 600
+
+
+@pytest.mark.parametrize("junk", [b"<html><body>Maintenance</body></html>", b"[1, 2, 3]",
+                                  b'{"error": "rate limited"}', b'{"corners": [{"angle": 1.0}]}'],
+                         ids=["html", "json-list", "json-no-corners", "json-corners-without-positions"])
+def test_junk_answer_is_reported_and_not_cached(baku, junk):
+    resource, loaded = baku
+    routes = {PATH: junk}
+    with circuit_info_server(routes) as (base, asked):
+        ask = resource.model_copy(update={"circuit_info_url": base})
+        first = ask.circuit_corners(loaded)
+        assert first.corners is None and asked == [PATH]
+        assert f"the answer from {base}circuits/144/2018 is not usable circuit info" in first.reason
+        assert "no recording" not in first.reason and "F1_CIRCUIT_INFO_URL" in first.reason
+        assert first.metadata()["corners_missing_reason"] == first.reason and first.metadata()["corners"] == 0
+
+        routes[PATH] = json.dumps(CIRCUIT_JSON).encode()  # the host is fixed
+        second = ask.circuit_corners(loaded)
+        assert asked == [PATH, PATH]  # asked again: the junk was not kept in FastF1's HTTP cache
+        assert second.reason is None and second.corners["Number"].tolist() == [1, 2]
+
+        third = ask.circuit_corners(loaded)  # a good answer is cached (12 h): the same corners, no request
+        assert asked == [PATH, PATH] and third.corners["Number"].tolist() == [1, 2]
+
+
+def test_http_error_keeps_its_own_reason(baku):
+    resource, loaded = baku
+    with circuit_info_server({}) as (base, asked):  # 404
+        got = resource.model_copy(update={"circuit_info_url": base}).circuit_corners(loaded)
+    assert asked == [PATH] and "HTTP 404" in got.reason and "not usable" not in got.reason
+
+
+def test_silent_host_is_waited_for_once(baku, monkeypatch, forget_failures):
+    resource, loaded = baku
+    monkeypatch.setattr(fastf1_resource, "CIRCUIT_INFO_TIMEOUT_SECONDS", 1.0)  # the deadline, shortened
+    with silent_host("/silent/api/v1/") as (base, accepted), silent_host("/other/api/v1/") as (other, accepted2):
+        ask = resource.model_copy(update={"circuit_info_url": base})
+        first = ask.circuit_corners(loaded)
+        assert first.corners is None and len(accepted) == 1
+        assert f"did not answer {base}circuits/144/2018 within 1 s" in first.reason
+        assert "not asked again for 10 min" in first.reason
+
+        second = ask.circuit_corners(loaded)  # the next race: no new connection, the reason says why
+        assert second.corners is None and len(accepted) == 1
+        assert second.reason.startswith(f"not asked: the circuit-info host {base} failed ")
+        assert "asked again after 600 s" in second.reason and "did not answer" in second.reason
+        assert second.metadata()["circuit_info_url"] == f"{base}circuits/144/2018"
+
+        elsewhere = resource.model_copy(update={"circuit_info_url": other}).circuit_corners(loaded)
+        assert len(accepted2) == 1 and "did not answer" in elsewhere.reason  # remembered per base URL
+
+        # after the retry window, the host is asked again (the remembered failure is made older here)
+        when, why = fastf1_resource._CIRCUIT_INFO_FAILURES[base]
+        fastf1_resource._CIRCUIT_INFO_FAILURES[base] = (when - CIRCUIT_INFO_RETRY_AFTER_SECONDS, why)
+        ask.circuit_corners(loaded)
+        assert len(accepted) == 2
+
+
+def test_refused_host_is_not_asked_again(baku, forget_failures):
+    resource, loaded = baku
+    ask = resource.model_copy(update={"circuit_info_url": refused_url("/refused/api/v1/")})
+    first = ask.circuit_corners(loaded)
+    assert "unreachable" in first.reason and "ConnectionError" in first.reason
+    second = ask.circuit_corners(loaded)
+    assert second.reason.startswith("not asked: ") and "ConnectionError" in second.reason
+
+    # a host that answers is not remembered as failed
+    with circuit_info_server({PATH: json.dumps(CIRCUIT_JSON).encode()}) as (base, asked):
+        good = resource.model_copy(update={"circuit_info_url": base}).circuit_corners(loaded)
+        assert good.reason is None and base not in fastf1_resource._CIRCUIT_INFO_FAILURES
