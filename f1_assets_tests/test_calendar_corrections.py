@@ -48,4 +48,5 @@ def test_a_moved_race_requests_its_calendar_dependent_assets(replay_datasets, du
         assert {k for k in again if again[k] != first[k]} == {"2023-10"}
 
         assert [(r.partition_key, sorted(k.to_user_string() for k in r.asset_selection))
-                for r in _tick(instance, res)] == [("2023-10", ["lap_features", "raw_sprint_results"])]
+                for r in _tick(instance, res)] == [("2023-10", ["lap_features", "raw_constructor_standings",
+                                                                "raw_driver_standings", "raw_sprint_results"])]

@@ -104,10 +104,11 @@ def _upstream_resource(resource: str, **given):
 
 # a value of each variable that can never work, and a value given directly (which wins over the variable)
 NEVER_WORKS = {"F1_JOLPICA_URL": "ftp://h/", "F1_JOLPICA_HOURLY_BUDGET": "0", "F1_SETTLE_DAYS": "-1",
-               "F1_LIVETIMING_URL": "livetiming", "F1_FASTF1_SCHEDULE_URL": "file:///schedule/"}
+               "F1_LIVETIMING_URL": "livetiming", "F1_FASTF1_SCHEDULE_URL": "file:///schedule/",
+               "F1_CIRCUIT_INFO_URL": "ftp://h/api/v1/"}
 GIVEN = {"base_url": "http://given.example/f1/", "hourly_budget": 7, "settle_days": 3,
          "livetiming_url": "http://given.example/live", "schedule_url": "http://given.example/schedule/",
-         "jolpica_url": "http://given.example/f1"}
+         "jolpica_url": "http://given.example/f1", "circuit_info_url": "http://given.example/api/v1/"}
 
 
 @pytest.mark.parametrize(("resource", "setting"),

@@ -114,7 +114,8 @@ def test_correction_requests_exactly_the_changed_race_and_its_features(instance,
     result, seconds = _tick(sensors.race_corrections_sensor, instance, res, cursor=unchanged.cursor)
     print(f"race_corrections_sensor tick (2 races, {len(server.state.requests)} requests): {seconds * 1000:.0f} ms")
     assert [(r.partition_key, r.asset_selection) for r in result.run_requests] == [
-        ("2023-01", [dg.AssetKey("raw_results")])
+        ("2023-01", [dg.AssetKey("raw_results"), dg.AssetKey("raw_driver_standings"),
+                     dg.AssetKey("raw_constructor_standings")])  # the standings are the results' sum: reloaded
     ]
 
     # the requested run, then automation: exactly lap_features 2023-01 follows
