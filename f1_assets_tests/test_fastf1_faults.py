@@ -275,3 +275,32 @@ def test_a_host_that_never_answers_is_bounded_by_the_load_deadline(tmp_path):
         elapsed = time.monotonic() - started
     assert raised.value.retryable and "does not answer" in raised.value.reason
     assert 2.0 <= elapsed < 6  # one load deadline, not three, not forever
+
+
+def test_no_f1_account_is_said_once_at_info_not_warned_per_request(tmp_path, monkeypatch):
+    """FastF1's own live-timing auth adapter (what it mounts on the real host) with no F1 account: its
+    per-request warning becomes one INFO line per process once the resource has configured FastF1."""
+    import logging
+
+    from fastf1.internals.f1account import LivetimingAuthAdapter, token_manager
+
+    from f1_assets.resources import fastf1 as resource_module
+
+    monkeypatch.delenv("F1_USERNAME", raising=False)
+    monkeypatch.delenv("F1_PASSWORD", raising=False)
+    monkeypatch.setattr(resource_module._NoF1AccountFilter, "said", False)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("fastf1.fastf1.internals.f1account.transport")
+    logger.addHandler(handler)
+    try:
+        FastF1Resource(livetiming_url=refused_url("/livetiming/"), schedule_url=refused_url("/schedule/"),
+                       jolpica_url=refused_url("/jolpica/"), cache_dir=str(tmp_path))._configure_fastf1()
+        adapter = LivetimingAuthAdapter(token_manager)
+        assert adapter._get_token() is None and adapter._get_token() is None  # two requests' worth
+    finally:
+        logger.removeHandler(handler)
+    said = [(r.levelname, r.getMessage()) for r in records if "account" in r.getMessage()]
+    assert said == [("INFO", "FastF1: no Formula 1 account configured (F1_USERNAME/F1_PASSWORD); the public "
+                             "live-timing archive is read without one")]

@@ -279,6 +279,33 @@ def _capture_fastf1_log() -> Iterator[_FastF1Log]:
         logger.setLevel(old_level)
 
 
+class _NoF1AccountFilter(logging.Filter):
+    """FastF1 warns "Failed to authenticate with Formula 1 account, continuing without authentication" on
+    every live-timing request when no F1 account is configured (F1_USERNAME/F1_PASSWORD): the public
+    live-timing archive needs none, so that is the normal case here. Said once per process at INFO."""
+
+    said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "Failed to authenticate with Formula 1 account" not in record.getMessage():
+            return True
+        if _NoF1AccountFilter.said:
+            return False
+        _NoF1AccountFilter.said = True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = ("FastF1: no Formula 1 account configured (F1_USERNAME/F1_PASSWORD); the "
+                                   "public live-timing archive is read without one"), ()
+        return True
+
+
+def _quiet_missing_f1_account() -> None:
+    # the logger is FastF1's module logger (fastf1.internals.f1account.transport._logger, named
+    # "fastf1.fastf1.internals.f1account.transport"); a logger filter is the public way to change a record
+    logger = logging.getLogger("fastf1.fastf1.internals.f1account.transport")
+    if not any(isinstance(f, _NoF1AccountFilter) for f in logger.filters):
+        logger.addFilter(_NoF1AccountFilter())
+
+
 # circuit-info hosts that timed out or were unreachable in this process: base URL → (when, reason)
 _CIRCUIT_INFO_FAILURES: dict[str, tuple[float, str]] = {}
 _CIRCUIT_INFO_LOCK = threading.Lock()
@@ -512,6 +539,7 @@ class FastF1Resource(dg.ConfigurableResource):
         # FastF1's own stderr handler would print every line a second time beside the run's JSON log
         # (its "fastf1" logger is a managed Python logger in dagster.yaml): only errors there
         fastf1.set_log_level("ERROR")
+        _quiet_missing_f1_account()
 
     def load_race(self, race: RaceKey, *, laps: bool = True, telemetry: bool = False) -> LoadedRace:
         """Load the race session of `race` (results, laps, track status, messages; telemetry on request).
