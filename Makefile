@@ -1,5 +1,6 @@
-# The two commands a newcomer runs: `make dev` (install + Dagster UI on the embedded default) and
-# `make test` (install + the whole test suite). `make bench` runs every benchmark.
+# The commands a newcomer runs: `make demo` (install, then the pipeline offline on the recorded data in .demo/,
+# then the Dagster UI on it), `make test` (install + the whole test suite), `make dev` (install + Dagster UI on the
+# embedded default, against the live API). `make bench` runs every benchmark.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,8 +13,11 @@ $(BIN)/dagster: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: install dev test bench lint
+.PHONY: install demo dev test bench lint
 install: $(BIN)/dagster
+
+demo: install
+	$(BIN)/python -m f1_assets_tests.demo --port $(PORT)
 
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)

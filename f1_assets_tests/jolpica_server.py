@@ -365,23 +365,77 @@ class JolpicaReplayServer:
         self.httpd.server_close()
 
 
-def main() -> None:
-    """`python -m f1_assets_tests.jolpica_server DIR [PORT]`: serve a replay directory until Ctrl-C."""
+PAGES_GLOB = "ergast@f1@*.json@limit=*@offset=*.json"
+
+
+def _bind(prog: str, handler: type[BaseHTTPRequestHandler], port: int) -> ThreadingHTTPServer:
+    """A server on 127.0.0.1:`port` (0: a free port), or one line on stderr and exit 2."""
     import sys
 
-    directory = Path(sys.argv[1])
-    port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    server = JolpicaReplayServer(load_replay_dir(directory))
-    if port:
-        server.httpd.server_close()
-        handler = type("Handler", (_Handler,), {"state": server.state})
-        server.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    print(f"serving {len(server.state.datasets)} endpoints at {server.base_url}", flush=True)
     try:
-        server.httpd.serve_forever()
+        return ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as exc:
+        reason = "is busy (another program listens on it)" if exc.errno == 98 else f"cannot be used ({exc.strerror})"
+        print(f"{prog}: error: port {port} on 127.0.0.1 {reason}: choose another with --port, or 0 for a free one",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def port_number(value: str) -> int:
+    """argparse type of --port: 0..65535."""
+    import argparse
+
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (0..65535; 0 = a free port)")
+    return int(value)
+
+
+def serve_until_stopped(httpd: ThreadingHTTPServer) -> None:
+    """serve_forever until Ctrl-C or SIGTERM, then close the socket."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        httpd.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        httpd.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m f1_assets_tests.jolpica_server [--data DIR] [--port N]`: serve recorded Jolpica pages until
+    Ctrl-C / SIGTERM, printing the F1_JOLPICA_URL to set."""
+    import argparse
+    import sys
+
+    prog = "python -m f1_assets_tests.jolpica_server"
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Replay recorded Jolpica API pages on 127.0.0.1 with Jolpica's paging (limit, "
+        "offset, total); season tables derived from the recorded races, standings from the dump beside DIR.")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help=f"a folder of recorded pages ({PAGES_GLOB}); default: jolpica-replay/ of the recorded "
+                        "data shipped with the repository (f1_assets_tests/data)")
+    parser.add_argument("--port", type=port_number, default=0, metavar="N",
+                        help="port on 127.0.0.1 (default 0: a free port)")
+    args = parser.parse_args(argv)
+    if args.data is None:
+        from f1_assets_tests.recorded import recorded_data_dir
+
+        args.data = recorded_data_dir() / "jolpica-replay"
+    if not args.data.is_dir() or not any(args.data.glob(PAGES_GLOB)):
+        print(f"{prog}: error: no recorded Jolpica pages ({PAGES_GLOB}) in {args.data}", file=sys.stderr)
+        return 2
+    state = ServerState(datasets=load_replay_dir(args.data))
+    httpd = _bind(prog, type("Handler", (_Handler,), {"state": state}), args.port)
+    print(f"serving {len(state.datasets)} recorded endpoints from {args.data} (Ctrl-C stops); set:", flush=True)
+    print(f"F1_JOLPICA_URL=http://127.0.0.1:{httpd.server_address[1]}{PREFIX}", flush=True)
+    serve_until_stopped(httpd)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -111,3 +111,56 @@ def refused_url(path: str = "/") -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}{path}"
+
+
+CIRCUIT_INFO_PATH = "/circuit-info/api/v1/"  # nothing recorded there: every circuit-info request is a 404
+
+
+def environment(base_url: str) -> dict[str, str]:
+    """The variables that point the FastF1 resource at a server of this module at `base_url`. Circuit info
+    (corners) is not recorded: its URL answers 404, so corners stay empty and nothing asks the real host."""
+    return {"F1_LIVETIMING_URL": f"{base_url}/livetiming/", "F1_FASTF1_SCHEDULE_URL": f"{base_url}/schedule/",
+            "F1_CIRCUIT_INFO_URL": f"{base_url}{CIRCUIT_INFO_PATH}"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m f1_assets_tests.livetiming_server [--data DIR] [--port N]`: serve recorded live-timing
+    streams, FastF1 schedule files and Jolpica single responses until Ctrl-C / SIGTERM."""
+    import argparse
+    import sys
+
+    from f1_assets_tests.jolpica_server import _bind, port_number, serve_until_stopped
+
+    prog = "python -m f1_assets_tests.livetiming_server"
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Serve FastF1's upstreams from recorded files on 127.0.0.1: DIR/livetiming/ (F1 live "
+        "timing), DIR/schedule/ (FastF1's schedule_YYYY.json) and DIR/jolpica/ (single Jolpica responses).")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help="a folder holding livetiming/ and schedule/ (jolpica/ optional); default: the recorded "
+                        "data shipped with the repository (f1_assets_tests/data)")
+    parser.add_argument("--port", type=port_number, default=0, metavar="N",
+                        help="port on 127.0.0.1 (default 0: a free port)")
+    args = parser.parse_args(argv)
+    if args.data is None:
+        from f1_assets_tests.recorded import recorded_data_dir
+
+        args.data = recorded_data_dir()
+    missing = [d for d in ("livetiming", "schedule") if not (args.data / d).is_dir()]
+    if missing:
+        print(f"{prog}: error: no recorded live-timing data ({', '.join(f'{d}/' for d in missing)} missing) "
+              f"in {args.data}", file=sys.stderr)
+        return 2
+    upstreams = RecordedUpstreams(data_dir=args.data)
+    httpd = _bind(prog, _handler(upstreams), args.port)
+    upstreams.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    print(f"serving recorded FastF1 upstreams from {args.data} (Ctrl-C stops); set:", flush=True)
+    for name, value in environment(upstreams.base_url).items():
+        print(f"{name}={value}", flush=True)
+    print("(FastF1's Jolpica calls follow F1_JOLPICA_URL: the Jolpica replay server, or "
+          f"{upstreams.jolpica_url} for the single responses recorded here)", flush=True)
+    serve_until_stopped(httpd)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
