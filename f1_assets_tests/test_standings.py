@@ -104,6 +104,62 @@ def test_era_constants_restate_the_dumps_championship_systems(dump_path):
     assert len(adjustments) == len(standings.ADJUSTED) == 3
 
 
+# ------------------------------------------------------------------------- the check on every dump round
+
+
+def test_every_dump_round_agrees_and_each_kind_of_contradiction_fails(tables):
+    """The pure check on the dump's real rows: every round of every season (9 seasons, 148 rounds) passes,
+    compared with results where every result counts and all earlier rounds are there; then one
+    contradiction at a time in 2023 round 10 fails naming the entity."""
+    calendar, results, sprint = tables["raw_races"], tables["raw_results"], tables["raw_sprint_results"]
+    compared = 0
+    for name, kind in (("raw_driver_standings", "driver"), ("raw_constructor_standings", "constructor")):
+        for (season, rnd), rows in tables[name].groupby(["season", "round"]):
+            verdict = standings.standings_agree(rows.reset_index(drop=True), kind, int(season), int(rnd), calendar,
+                                                results, sprint)
+            assert verdict.passed, (name, season, rnd, verdict.metadata)
+            compared += bool(verdict.metadata["compared"])
+    assert compared > 100
+
+    base = race_rows(tables, "raw_driver_standings", 2023, 10)
+
+    def fails(changed: pd.DataFrame, kind: str = "driver") -> list[str]:
+        verdict = standings.standings_agree(changed, kind, 2023, 10, calendar, results, sprint)
+        assert not verdict.passed
+        return verdict.metadata["failing_keys"]
+
+    swapped = base.copy()
+    first, third = swapped["position"] == 1, swapped["position"] == 3
+    swapped.loc[first, "position"], swapped.loc[third, "position"] = 3, 1
+    assert "max_verstappen: position 3 with 255 points, more than the position above (156) after round 10" in fails(
+        swapped)
+    twice = base.copy()
+    twice["position"] = 1
+    assert any("position 1 given twice" in k for k in fails(twice))
+    wins = base.copy()
+    wins.loc[wins["driver_id"] == "perez", "wins"] += 1
+    assert fails(wins) == ["perez after round 10: standings 3 wins, results 2"]
+    team = base.copy()
+    team.loc[team["driver_id"] == "hamilton", "constructor_ids"] = "ferrari"
+    assert fails(team) == ["hamilton after round 10: constructor(s) ferrari in no result of the driver"]
+    teams = race_rows(tables, "raw_constructor_standings", 2023, 10)
+    teams.loc[teams["constructor_id"] == "red_bull", "wins"] = 0
+    assert fails(teams, "constructor") == ["red_bull after round 10: standings 0 wins, results 10"]
+
+
+def test_infinite_points_are_refused_by_the_schema():
+    """A 1985 page (a season the sum check skips) with points "inf": refused before any write, naming it."""
+    entry = {"position": "1", "positionText": "1", "points": "inf", "wins": "1", "Driver": {"driverId": "prost"},
+             "Constructors": [{"constructorId": "mclaren"}]}
+    page = {"MRData": {"total": "1", "limit": "100", "offset": "0", "StandingsTable": {
+        "season": "1985", "round": "3", "StandingsLists": [{"season": "1985", "round": "3",
+                                                            "DriverStandings": [entry]}]}}}
+    rows = jolpica.parse_driver_standings([("u", page)])
+    with pytest.raises(Exception, match="points") as refused:
+        ingest_jolpica.RAW_DRIVER_STANDINGS.validate(rows)
+    assert "inf" in str(refused.value)
+
+
 # ------------------------------------------------------------------------- through the replay server
 
 @pytest.fixture

@@ -400,7 +400,8 @@ RACE_TABLES = {
 # they are derived upstream from results: the corrections sensor polls RACE_TABLES only and re-loads the
 # standings when results or sprint results changed; every job, the CLI and freshness take both.
 _STANDING_CHECKS = {"season": [pa.Check.in_range(1950, 2100)], "round": [pa.Check.in_range(1, 30)],
-                    "position": [pa.Check.ge(1)], "points": [pa.Check.ge(0)], "wins": [pa.Check.ge(0)],
+                    # points finite and below any season's total (the most so far: 575 in 2023)
+                    "position": [pa.Check.ge(1)], "points": [pa.Check.in_range(0, 10_000)], "wins": [pa.Check.ge(0)],
                     "position_text": [pa.Check(lambda s: s.str.isdigit() | s.isin(["-", "D", "E"]))]}
 RAW_DRIVER_STANDINGS = table("raw_driver_standings").pandera_schema(_STANDING_CHECKS)
 RAW_CONSTRUCTOR_STANDINGS = table("raw_constructor_standings").pandera_schema(_STANDING_CHECKS)

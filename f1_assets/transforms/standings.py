@@ -13,8 +13,10 @@ scores) and its championship adjustments (`formula_one_championshipadjustment.cs
 | constructors | before 1979: only the best-placed car of a team scored (1958-1978), best-N results too |
 | both | adjusted: 1997 michael_schumacher disqualified (D), 2007 mclaren excluded (E), 2020 racing_point -15 |
 
-A round whose results (or, on a sprint weekend, sprint results) are not in the warehouse leaves the sum
-unknown: the verdict then passes with `compared: false` and names the missing rounds (a gap in loading is
+Also, whatever the season: positions are unique and points never rise down the table; and where the sum is
+compared: wins are the race wins (P1 in raw_results) of rounds 1..R, and a driver's constructors are teams
+of their results. A round whose results (or, on a sprint weekend, sprint results) are not in the warehouse
+leaves the sum unknown: the verdict then passes with `compared: false` and names the missing rounds (a gap in loading is
 not an error of the standings; the rows are still written). Called by the standings assets of
 `f1_assets/assets/ingest_jolpica.py`; no Dagster, no storage.
 """
@@ -67,6 +69,12 @@ def standings_agree(standings: pd.DataFrame, kind: str, season: int, rnd: int, c
     base = {"season": season, "round": rnd, "entries": len(standings)}
     if standings.empty:
         return Verdict(True, {**base, "compared": False, "reason": "no standings rows to compare"})
+    # the table's own order, whatever the season and whatever is loaded: positions unique, points by position
+    disorder = order_problems(standings, key, rnd)
+    if disorder:
+        return Verdict(False, {**base, "compared": False, "failing_count": len(disorder),
+                               "failing_keys": disorder[:MAX_KEYS],
+                               "reason": "the standings contradict their own order (positions and points)"})
     if season < ALL_RESULTS_COUNT[kind]:
         return Verdict(True, {**base, "compared": False, "reason": (
             f"{season}: not every result counted towards the {kind}s' championship before "
@@ -90,9 +98,48 @@ def standings_agree(standings: pd.DataFrame, kind: str, season: int, rnd: int, c
     bad = both[absent | ((both["standings"] - both["results"]).abs() > TOLERANCE)]
     failing = [f"{k} after round {rnd}: standings {_pts(r.standings)} points, results {_pts(r.results)}"
                for k, r in bad.iterrows()]
-    return Verdict(bad.empty, {
-        **base, "compared": True, "rounds_summed": rnd, "failing_count": len(bad), "failing_keys": failing[:MAX_KEYS],
-        **({"skipped_adjusted": skipped} if skipped else {})})
+    failing += _wins_and_teams(standings, kind, season, rnd, results, sprint, set(skipped))
+    return Verdict(not failing, {
+        **base, "compared": True, "rounds_summed": rnd, "failing_count": len(failing),
+        "failing_keys": failing[:MAX_KEYS], **({"skipped_adjusted": skipped} if skipped else {})})
+
+
+def order_problems(standings: pd.DataFrame, key: str, rnd: int) -> list[str]:
+    """Positions (where set) are unique and no entity has more points than one placed above it."""
+    placed = standings[standings["position"].notna()].sort_values("position")
+    out = [f"{k}: position {int(p)} given twice after round {rnd}"
+           for k, p in zip(placed[key], placed["position"], strict=True) if (placed["position"] == p).sum() > 1]
+    above = placed["points"].shift()
+    for k, p, pts, prev in zip(placed[key], placed["position"], placed["points"], above, strict=True):
+        if pd.notna(prev) and pts > prev + TOLERANCE:
+            out.append(f"{k}: position {int(p)} with {_pts(pts)} points, more than the position above "
+                       f"({_pts(prev)}) after round {rnd}")
+    return out
+
+
+def _wins_and_teams(standings: pd.DataFrame, kind: str, season: int, rnd: int, results: pd.DataFrame,
+                    sprint: pd.DataFrame, skipped: set[str]) -> list[str]:
+    """Wins = race wins (P1 in raw_results, sprints not counted) of rounds 1..R; a driver's constructors are
+    teams of their race or sprint results of rounds 1..R."""
+    key = f"{kind}_id"
+    race = results[(results["season"] == season) & (results["round"] <= rnd)]
+    won = race[race["position"] == 1].groupby(key).size()
+    out = []
+    for k, wins in zip(standings[key], standings["wins"], strict=True):
+        if k in skipped or pd.isna(wins):
+            continue
+        if int(wins) != int(won.get(k, 0)):
+            out.append(f"{k} after round {rnd}: standings {int(wins)} wins, results {int(won.get(k, 0))}")
+    if kind == "driver" and "constructor_ids" in standings:
+        both = pd.concat([f.loc[(f["season"] == season) & (f["round"] <= rnd), ["driver_id", "constructor_id"]]
+                          for f in (results, sprint)], ignore_index=True)
+        teams = both.groupby("driver_id")["constructor_id"].agg(set)
+        for k, listed in zip(standings["driver_id"], standings["constructor_ids"], strict=True):
+            named = {c for c in str(listed or "").split(",") if c}
+            unknown = sorted(named - teams.get(k, set()))
+            if unknown and k not in skipped:
+                out.append(f"{k} after round {rnd}: constructor(s) {', '.join(unknown)} in no result of the driver")
+    return out
 
 
 def _pts(value: float) -> str:
