@@ -286,6 +286,23 @@ def test_statistics_come_from_the_train_split_only_and_the_view_standardises_wit
     ge = (moved["era"] == "ground_effect") & (moved["feature"] == "throttle_mean")
     assert moved.loc[ge, "mean"].iloc[0] == 99.0 and moved.loc[ge, "null_reason"].iloc[0].startswith("std = 0")
 
+    # the train view moved (train_end 2021-12-31) after the statistics: the view refuses them and is kept
+    view_before = wh.query(f"SELECT * FROM {STANDARDISED_VIEW} ORDER BY season, round, lap_number")
+    narrower = {**SPLIT, "train_end": "2021-12-31"}
+    assert dg.materialize([split_views], resources=build_resources(warehouse_url=warehouse_url), instance=instance,
+                          run_config={"ops": {"split_views": {"config": narrower}}}).success
+    refused = _run(warehouse_url, instance, [standardised_telemetry_features])
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.is_step_failure).step_failure_data.error.message
+    assert "era_statistics were computed with train_end " + SPLIT["train_end"] in failure
+    assert "the train view now ends 2021-12-31" in failure
+    pd.testing.assert_frame_equal(wh.query(f"SELECT * FROM {STANDARDISED_VIEW} ORDER BY season, round, lap_number"),
+                                  view_before)
+    # statistics and view together, as automation runs them: consistent again (only 2021-01 in train now)
+    assert _run(warehouse_url, instance, [era_statistics, standardised_telemetry_features]).success
+    assert _stats(warehouse_url).groupby("era")["n"].max().to_dict()["ground_effect"] == 0
+    assert _run(warehouse_url, instance, [split_views]).success  # back to the test's boundaries
+
     # circuit versions from the lap distances (Bahrain 2021 and 2023: one version; Silverstone 2023)
     versions = wh.query("SELECT version_id, races, laps, median_lap_distance_m FROM circuit_versions "
                         "ORDER BY version_id")

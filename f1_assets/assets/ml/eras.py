@@ -65,6 +65,23 @@ def train_upper_bound(instance: dg.DagsterInstance) -> tuple[str, str]:
     return SplitBounds.from_config(SplitConfig()).train_end.isoformat(), "SplitConfig default"
 
 
+def stale_statistics(instance: dg.DagsterInstance) -> str | None:
+    """Why the stored era_statistics must not standardise now, or None: they were computed with another
+    train boundary than the train view's current one (a later one would leak validation/test races into
+    every z-score; an earlier one leaves train races out)."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(STATISTICS_TABLE))
+    mat = event.asset_materialization if event is not None else None
+    value = mat.metadata.get("train_end") if mat is not None else None
+    if value is None:
+        return None
+    used = str(value.value)
+    bound, source = train_upper_bound(instance)
+    if used == bound:
+        return None
+    return (f"era_statistics were computed with train_end {used}, but the train view now ends {bound} ({source}): "
+            f"materialize era_statistics before {STANDARDISED_VIEW} (the view was not changed)")
+
+
 def train_only_outcome(train: pd.DataFrame, bound: str, source: str) -> rules.CheckOutcome:
     """`era_statistics_train_only`: no race behind the statistics is after the train boundary."""
     races = train[["season", "round", "race_date"]].drop_duplicates() if len(train) else pd.DataFrame(
@@ -189,6 +206,9 @@ def _view_schema(features: Sequence[str]) -> dg.TableSchema:
 def standardised_telemetry_features(context: dg.AssetExecutionContext,
                                     warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
+    stale = stale_statistics(context.instance)
+    if stale:
+        raise dg.Failure(description=stale, allow_retries=False)
     statements = standardised_view_sql(wh, FEATURES)
     texts = wh.execute_all(statements, lock="f1_assets.standardised_view")
     q = wh.quote
