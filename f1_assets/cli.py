@@ -507,8 +507,12 @@ def main(argv: list[str] | None = None) -> int:
             migrate(args.print_sql)
             return 0
         if args.command == "dump-coverage":
-            print(dump.coverage_by_season(dump.coverage(dump.raw_tables(dump.read_dump(args.dump)))).to_string(
-                index=False))
+            text = dump.coverage_by_season(dump.coverage(dump.raw_tables(dump.read_dump(args.dump)))).to_string(
+                index=False)
+            try:
+                print(text, flush=True)
+            except BrokenPipeError:  # `| head`: the reader has what it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
             return 0
         instance = _instance()
         warehouse = check_settings()

@@ -202,3 +202,17 @@ def test_dump_coverage_command_prints_each_season(dump_path, capsys):
     assert lines["1950"][1:3] == ["7", "0"]  # races in the calendar, no results in this small dump
     assert cli.main(["dump-coverage", str(dump_path.parent / "missing.zip")]) == 2
     assert "missing.zip: no such file" in capsys.readouterr().err
+
+
+def test_dump_coverage_into_a_closed_pipe_is_quiet(dump_path):
+    """`f1-assets dump-coverage DUMP | head -0`: the reader is gone; no BrokenPipeError, exit 0."""
+    import subprocess
+    import sys
+
+    cli = Path(sys.executable).parent / "f1-assets"
+    proc = subprocess.Popen([str(cli), "dump-coverage", str(dump_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before the table is written (reading the dump takes ~1 s)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.wait(timeout=60) == 0 and "Error" not in err, err
