@@ -134,12 +134,18 @@ def writable_dir(path: str | os.PathLike[str], variable: str) -> Path:
 
 def http_url(variable: str, value: str) -> str:
     """`value` if it is an http(s) URL with a host, else ConfigError naming `variable` (redacted)."""
+    port_error = None
     try:
         parts = urlsplit(value)
         ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 — a port that is no number or out of range raises ValueError here, not mid-run
+        try:
+            parts.port  # noqa: B018 — a port that is no number or out of range raises ValueError here, not mid-run
+        except ValueError as exc:
+            port_error = "out of range (0-65535)" if "out of range" in str(exc) else "not a number"
     except ValueError:
         ok = False
+    if ok and port_error:
+        raise ConfigError(f"{variable}={value!r}: the port is {port_error}: expected http(s)://host[:port]/…")
     if not ok:
         raise ConfigError(f"{variable}={value!r} is not an http(s) URL: expected http(s)://host/…")
     return value

@@ -9,24 +9,31 @@ circuit info JSON is the one synthesized there (FastF1's `fastf1.mvapi` shape).
   answer gives the corners. (A good answer IS served from that cache: asked once for two calls.)
 - A host that accepts connections and never answers costs one deadline (`CIRCUIT_INFO_TIMEOUT_SECONDS`,
   lowered for the test); the next race in the process does not connect to it again (counted on the server's
-  accepted connections, no timing) and says why; another host is still asked. Same for a refused host.
+  accepted connections, no timing) and says why; another host is still asked. Same for a refused host, a
+  redirect loop and an answer cut off mid-body (each named by what happened).
+- A corner number outside 1..MAX_CORNER_NUMBER (e.g. 10**30, which would crash the int32 `Corner` cast
+  downstream) makes the answer junk.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from f1_assets import settings
 from f1_assets.partitions import parse_race_key
 from f1_assets.resources import fastf1 as fastf1_resource
 from f1_assets.resources.fastf1 import (
     CIRCUIT_INFO_RETRY_AFTER_SECONDS,
     CIRCUIT_INFO_TIMEOUT_SECONDS,
+    MAX_CORNER_NUMBER,
     FastF1Resource,
 )
 from f1_assets_tests.livetiming_server import refused_url
@@ -154,3 +161,95 @@ def test_refused_host_is_not_asked_again(baku, forget_failures):
     with circuit_info_server({PATH: json.dumps(CIRCUIT_JSON).encode()}) as (base, asked):
         good = resource.model_copy(update={"circuit_info_url": base}).circuit_corners(loaded)
         assert good.reason is None and base not in fastf1_resource._CIRCUIT_INFO_FAILURES
+
+
+def with_corner_numbers(*numbers: int) -> bytes:
+    body = copy.deepcopy(CIRCUIT_JSON)
+    for corner, number in zip(body["corners"], numbers, strict=True):
+        corner["number"] = number
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(("numbers", "shown"), [((1, 10**30), "100000…(31 digits)"),
+                                               ((1, MAX_CORNER_NUMBER + 1), "100"), ((-3, 2), "-3"), ((0, 2), "0")],
+                         ids=["10**30", "100", "negative", "zero"])
+def test_corner_number_out_of_range_is_junk(baku, numbers, shown):
+    resource, loaded = baku
+    assert MAX_CORNER_NUMBER == 99
+    routes = {PATH: with_corner_numbers(*numbers)}
+    with circuit_info_server(routes) as (base, asked):
+        ask = resource.model_copy(update={"circuit_info_url": base})
+        got = ask.circuit_corners(loaded)
+        assert got.corners is None and asked == [PATH]
+        assert f"the answer from {base}circuits/144/2018 is not usable circuit info" in got.reason
+        assert f"(1 corner number outside 1..99: {shown});" in got.reason
+        routes[PATH] = with_corner_numbers(1, MAX_CORNER_NUMBER)  # the edge is in range (and the junk not cached)
+        good = ask.circuit_corners(loaded)
+        assert asked == [PATH, PATH] and good.reason is None and good.corners["Number"].tolist() == [1, 99]
+
+
+@contextmanager
+def broken_host(mode: str) -> Iterator[tuple[str, list[str]]]:
+    """A real HTTP server on 127.0.0.1 whose answers never complete: `loop` redirects every request to itself,
+    `cut` announces a 5000-byte body, sends 40 bytes of it and closes the connection. (base URL, paths asked)."""
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            asked.append(self.path)
+            if mode == "loop":
+                self.send_response(302)
+                self.send_header("Location", self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "5000")
+            self.end_headers()
+            self.wfile.write(json.dumps(CIRCUIT_JSON).encode()[:40])
+            self.wfile.flush()
+            self.close_connection = True
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{mode}/api/v1/", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(("mode", "named"), [("loop", "answered {url} with too many redirects (a redirect loop)"),
+                                             ("cut", "broke the connection mid-answer to {url}")])
+def test_broken_answer_is_named_and_backed_off(baku, forget_failures, mode, named):
+    resource, loaded = baku
+    with broken_host(mode) as (base, asked):
+        ask = resource.model_copy(update={"circuit_info_url": base})
+        first = ask.circuit_corners(loaded)
+        n = len(asked)
+        assert first.corners is None and n >= 1 and set(asked) == {f"/{mode}/api/v1/circuits/144/2018"}
+        named = named.format(url=f"{base}circuits/144/2018")
+        assert first.reason.startswith(f"the circuit-info host {named}") and "JSON of another shape" not in first.reason
+        assert "not asked again for 10 min" in first.reason and "F1_CIRCUIT_INFO_URL" in first.reason
+        assert (mode == "loop") == (n > 1)  # the loop is followed (requests' limit), the cut answer asked once
+
+        second = ask.circuit_corners(loaded)  # the next race: not asked, and it says why
+        assert len(asked) == n and second.corners is None
+        assert second.reason.startswith(f"not asked: the circuit-info host {base} failed ") and named in second.reason
+
+
+@pytest.mark.parametrize(("url", "said"), [("http://127.0.0.1:99999/api/v1/", "the port is out of range (0-65535)"),
+                                           ("http://127.0.0.1:port/api/v1/", "the port is not a number"),
+                                           ("ftp://127.0.0.1/api/v1/", "is not an http(s) URL")])
+def test_bad_circuit_info_url_says_what_is_wrong(baku, monkeypatch, url, said):
+    resource, loaded = baku
+    monkeypatch.setenv("F1_CIRCUIT_INFO_URL", url)
+    with pytest.raises(settings.ConfigError) as caught:
+        resource.circuit_corners(loaded)
+    assert str(caught.value).startswith(f"F1_CIRCUIT_INFO_URL='{url}'") and said in str(caught.value)

@@ -36,6 +36,7 @@ from f1_assets.transforms import jolpica
 from f1_assets.transforms.features import build_lap_features
 from f1_assets.transforms.weather import (
     DRY,
+    KNOWN_SHARE,
     MIXED,
     UNKNOWN,
     WEATHER_COLUMNS,
@@ -163,6 +164,50 @@ def test_synthetic_rain_spliced_into_a_real_stream(recorded_upstreams, shared_da
         assert 0.5 < per_lap["rainfall"].mean() < 1.0 and race_weather_bin(per_lap["rainfall"]) == WET
     finally:
         del recorded_upstreams.overrides[path]
+
+
+def test_race_bin_needs_the_weather_of_most_laps(recorded_upstreams, shared_data, tmp_path):
+    """The real Bahrain 2022 stream with its middle lines removed (the first 6 and the last 8 of 163 kept),
+    served over HTTP: 12 of the 103 laps have a sample, the 91 in the gap have none. Rain in the gap would
+    go unseen: the race is UNKNOWN, not Dry. With most of the laps covered again, it is Dry."""
+    path = "/livetiming/static/" + STREAMS["2022-01"] + "WeatherData.jsonStream"
+    lines = (shared_data / "livetiming" / STREAMS["2022-01"] / "WeatherData.jsonStream").read_bytes().decode(
+        "utf-8-sig").splitlines(keepends=True)
+    assert len(lines) == 163
+
+    def per_lap_of(kept: list[str], cache: str) -> pd.DataFrame:
+        recorded_upstreams.overrides[path] = "".join(kept).encode("utf-8-sig")
+        weather = resource(recorded_upstreams, tmp_path / cache).load_race(parse_race_key("2022-01")).weather
+        assert len(weather) == len(kept)
+        return lap_weather(*windows(weather), weather)
+
+    try:
+        gap = per_lap_of(lines[:6] + lines[-8:], "gap")
+        assert weather_bin(gap["rainfall"]).value_counts().to_dict() == {UNKNOWN: 91, DRY: 12}
+        assert race_weather_bin(gap["rainfall"]) == UNKNOWN
+        # the first 60 and the last 60 lines: the laps of the 43-line gap (about 43 min) are unknown, most known
+        most = per_lap_of(lines[:60] + lines[-60:], "most")
+        known = int(most["rainfall"].notna().sum())
+        assert 0.5 * len(most) <= known < len(most) and race_weather_bin(most["rainfall"]) == DRY
+    finally:
+        del recorded_upstreams.overrides[path]
+
+
+def test_race_bin_known_share_edges():
+    """KNOWN_SHARE: half of the laps known is enough for a bin; one lap fewer is UNKNOWN."""
+    assert KNOWN_SHARE == 0.5
+
+    def laps(dry: int, wet: int, unknown: int) -> pd.Series:
+        return pd.Series([False] * dry + [True] * wet + [None] * unknown, dtype="boolean")
+
+    assert race_weather_bin(laps(5, 0, 5)) == DRY  # exactly half known
+    assert race_weather_bin(laps(4, 0, 6)) == UNKNOWN  # 40 %
+    assert race_weather_bin(laps(0, 5, 5)) == WET and race_weather_bin(laps(2, 3, 5)) == WET
+    assert race_weather_bin(laps(3, 2, 5)) == MIXED and race_weather_bin(laps(3, 1, 6)) == UNKNOWN
+    assert race_weather_bin(laps(0, 0, 3)) == UNKNOWN and race_weather_bin(laps(0, 0, 0)) == UNKNOWN
+    assert race_weather_bin(laps(1, 0, 0)) == DRY and race_weather_bin(laps(0, 1, 1)) == WET
+    # the lap bins do not depend on the share: only the race's does
+    assert weather_bin(laps(1, 1, 1)).tolist() == [DRY, WET, UNKNOWN]
 
 
 def test_edges_without_data():
@@ -300,6 +345,53 @@ def test_unreadable_values_through_the_replay_server(recorded_upstreams, shared_
         del recorded_upstreams.overrides[path]
 
 
+def test_null_value_does_not_lose_the_race_weather(recorded_upstreams, shared_data, tmp_path):
+    """SYNTHETIC `"AirTemp": null` on line 30 of the real Bahrain 2022 stream, served over HTTP. FastF1's parser
+    raises on float(None) and leaves its frame empty ("Failed to load weather data!"); the race keeps every
+    sample, with that one AirTemp NaN, and says FastF1 failed. Then a stream of only such lines, which the
+    strict parse keeps too, and an empty stream: the reason says which."""
+    path = "/livetiming/static/" + STREAMS["2022-01"] + "WeatherData.jsonStream"
+    raw = (shared_data / "livetiming" / STREAMS["2022-01"] / "WeatherData.jsonStream").read_bytes()
+    lines = raw.decode("utf-8-sig").splitlines(keepends=True)  # "\r\n" kept: FastF1 splits on it
+    assert all(line.endswith("\r\n") for line in lines) and '"AirTemp":"' in lines[30]
+    nulled = list(lines)
+    nulled[30] = re.sub(r'"AirTemp":"[^"]*"', '"AirTemp":null', lines[30])
+    assert nulled[30] != lines[30] and nulled[31] == lines[31]
+    recorded_upstreams.overrides[path] = "".join(nulled).encode("utf-8-sig")
+    try:
+        race = resource(recorded_upstreams, tmp_path / "a").load_race(parse_race_key("2022-01"))
+        assert len(race._loaded("weather_data") or []) == 0  # FastF1 threw the whole stream away
+        assert race.fastf1_weather_error.startswith("TypeError") and "NoneType" in race.fastf1_weather_error
+        weather = race.weather
+        assert len(weather) == len(lines) == 163 and race.weather_reason is None
+        assert weather["AirTemp"].isna().tolist() == [i == 30 for i in range(len(lines))]
+        assert weather["TrackTemp"].notna().all() and weather.loc[30, "Humidity"] > 0  # the rest of the line kept
+        assert not weather["Rainfall"].isna().any() and not weather["Rainfall"].any()
+        assert any("FastF1 could not parse the WeatherData stream (TypeError" in w and "163 samples" in w
+                   for w in race.warnings)
+        per_lap = lap_weather(*windows(weather), weather)
+        assert per_lap["air_temp_c"].notna().all() and race_weather_bin(per_lap["rainfall"]) == DRY
+
+        recorded_upstreams.overrides[path] = b""  # served, empty: FastF1 has nothing and no error
+        race = resource(recorded_upstreams, tmp_path / "b").load_race(parse_race_key("2022-01"))
+        assert len(race.weather) == 0 and race.fastf1_weather_error is None
+        assert race.weather_reason == "the weather stream is empty or was not loaded"
+    finally:
+        del recorded_upstreams.overrides[path]
+
+
+def test_fastf1_weather_failure_named_when_nothing_is_left():
+    """When FastF1's parser failed and the stream could not be read again, the reason names FastF1's error."""
+    from f1_assets.resources.fastf1 import LoadedRace
+
+    race = LoadedRace(race=parse_race_key("2022-01"), session=None,
+                      fastf1_weather_error="TypeError: float() argument must be a string or a real number")
+    assert race.weather_reason == ("FastF1 could not parse the weather stream (TypeError: float() argument must "
+                                   "be a string or a real number) and the stream could not be read again")
+    assert LoadedRace(race=parse_race_key("2022-01"), session=None).weather_reason == (
+        "the weather stream is empty or was not loaded")
+
+
 def test_lap_features_carry_sectors_and_bin_weather(shared_data):
     """Recorded Jolpica Bahrain 2023 with a hand-made fastf1_laps frame for VER (car 1): sector times and
     (SYNTHETIC) rain on laps 20-40 flow into lap_features; the other cars' laps stay UNKNOWN."""
@@ -311,13 +403,16 @@ def test_lap_features_carry_sectors_and_bin_weather(shared_data):
     stops = jolpica.parse_pit_stops(replay_pages(replay, "ergast@f1@2023@1@pitstops.json"))
     n = np.arange(1, 58)
 
-    def fastf1(wet_laps: range) -> pd.DataFrame:
-        return table("fastf1_laps").conform(pd.DataFrame({
-            "season": 2023, "round": 1, "driver_number": 1, "driver_code": "VER", "lap_number": n,
-            "sector1_time_ms": np.where(n == 1, None, 30_000 + n), "sector2_time_ms": 40_000 + n,
-            "sector3_time_ms": 25_000 + n, "air_temp_c": 25.0, "track_temp_c": 30.0 + n / 10, "humidity_pct": 40.0,
-            "rainfall": np.isin(n, wet_laps),
-        }).reindex(columns=table("fastf1_laps").column_names))
+    def fastf1(wet_laps: range, cars: pd.DataFrame | None = None) -> pd.DataFrame:
+        """FastF1 laps 1..57 of VER (or of every car in `cars`: driver_number, driver_code), rain on `wet_laps`."""
+        cars = pd.DataFrame({"driver_number": [1], "driver_code": ["VER"]}) if cars is None else cars
+        frame = cars.merge(pd.DataFrame({"lap_number": n}), how="cross")
+        lap = frame["lap_number"].to_numpy()
+        return table("fastf1_laps").conform(frame.assign(
+            season=2023, round=1, sector1_time_ms=np.where(lap == 1, None, 30_000 + lap),
+            sector2_time_ms=40_000 + lap, sector3_time_ms=25_000 + lap, air_temp_c=25.0, track_temp_c=30.0 + lap / 10,
+            humidity_pct=40.0, rainfall=np.isin(lap, wet_laps),
+        ).reindex(columns=table("fastf1_laps").column_names))
 
     built = build_lap_features(race, results, laps, stops, fastf1(range(20, 41)))
     ver = built[built["driver_id"] == "max_verstappen"].set_index("lap_number")
@@ -326,8 +421,13 @@ def test_lap_features_carry_sectors_and_bin_weather(shared_data):
     assert (ver.loc[20:40, "weather"] == WET).all() and set(ver.drop(range(20, 41))["weather"]) == {DRY}
     others = built[built["driver_id"] != "max_verstappen"]
     assert set(others["weather"]) == {UNKNOWN} and others["sector1_ms"].isna().all()
-    assert set(built["race_weather"]) == {MIXED}  # 21 wet of VER's 57 known laps
-    assert set(build_lap_features(race, results, laps, stops, fastf1(range(5, 50)))["race_weather"]) == {WET}
+    # VER's 57 laps are the only ones of the race's 1055 with a known weather: too few for a race bin
+    assert len(built) == 1055 and set(built["race_weather"]) == {UNKNOWN}
+    cars = results[["driver_number", "driver_code"]].astype({"driver_number": "int64"})
+    every = build_lap_features(race, results, laps, stops, fastf1(range(20, 41), cars))
+    assert every["weather"].ne(UNKNOWN).all()  # every Jolpica lap has its FastF1 lap here
+    assert set(every["race_weather"]) == {MIXED}  # rain on laps 20-40: some, not most
+    assert set(build_lap_features(race, results, laps, stops, fastf1(range(5, 50), cars))["race_weather"]) == {WET}
     none = build_lap_features(race, results, laps, stops, None)
     assert set(none["weather"]) == set(none["race_weather"]) == {UNKNOWN} and none["sector2_ms"].isna().all()
 

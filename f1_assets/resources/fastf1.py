@@ -59,6 +59,16 @@ CIRCUIT_INFO_TIMEOUT_SECONDS = 10.0
 # after a circuit-info host timed out or was unreachable, the races that follow in the same process do not
 # ask it again for this long (they go on without corners at once, and say why)
 CIRCUIT_INFO_RETRY_AFTER_SECONDS = 600.0
+# corner numbers a circuit-info answer may hold (F1 circuits have at most ~30 corners; `Corner` is int32
+# downstream): a number outside 1..this makes the answer junk, not a crash of merge_race_telemetry
+MAX_CORNER_NUMBER = 99
+# a circuit-info answer that broke off (the host was reached, its answer never completed): remembered like a
+# timeout, named by what happened
+_CIRCUIT_INFO_BROKEN = (
+    (requests.exceptions.TooManyRedirects, "answered {url} with too many redirects (a redirect loop)"),
+    (requests.exceptions.ChunkedEncodingError, "broke the connection mid-answer to {url} (the body was cut off)"),
+    (requests.exceptions.ContentDecodingError, "sent an answer to {url} that does not decompress"),
+)
 HOME_VARIABLE = settings.HOME
 
 
@@ -140,6 +150,9 @@ class LoadedRace:
     # the WeatherData stream parsed strictly (`weather_from_stream`: unreadable values NaN / NA, not FastF1's
     # 0 / False); None when the raw stream could not be read again (then FastF1's own frame is used)
     weather_samples: pd.DataFrame | None = None
+    # FastF1's own weather parser failed on the stream ("Failed to load weather data!": the exception, e.g.
+    # "TypeError: float() argument must be ... 'NoneType'" for one `"AirTemp": null`), else None
+    fastf1_weather_error: str | None = None
 
     def _loaded(self, attr: str) -> Any:
         from fastf1.exceptions import DataNotLoadedError
@@ -205,6 +218,9 @@ class LoadedRace:
             return None
         if self.weather_not_served:
             return "no weather stream recorded"
+        if self.fastf1_weather_error:
+            return (f"FastF1 could not parse the weather stream ({self.fastf1_weather_error}) and the stream "
+                    "could not be read again")
         return "the weather stream is empty or was not loaded"
 
     @property
@@ -240,6 +256,7 @@ class _FastF1Log(logging.Handler):
         self.not_served: list[str] = []
         self.unreachable: list[str] = []
         self.unreachable_errors: list[str] = []
+        self.weather_error: str | None = None  # FastF1's weather parser raised this (it logs and goes on)
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -260,6 +277,8 @@ class _FastF1Log(logging.Handler):
                 self.unreachable_errors.append(type(exc).__name__)
         elif type(exc).__name__ == "SessionNotAvailableError":  # FastF1: the host answered 4xx/5xx
             self.not_served.append(self.current_stream)
+        elif exc is not None and message.startswith("Traceback for failure in weather data"):
+            self.weather_error = f"{type(exc).__name__}: {exc}"  # FastF1's soft_exceptions: frame left empty
         if record.levelno >= logging.WARNING:
             self.warnings.append(message.strip())
 
@@ -433,10 +452,11 @@ class FastF1Resource(dg.ConfigurableResource):
         served by the circuit-info host), or why there are none. Never raises for the upstream: circuit
         info is optional (corner columns stay NULL); only a malformed setting is a ConfigError.
 
-        The request gets `CIRCUIT_INFO_TIMEOUT_SECONDS`; a host that timed out or was unreachable is not
-        asked again by this process for `CIRCUIT_INFO_RETRY_AFTER_SECONDS`. An HTTP 200 answer that is not
-        usable circuit info (not JSON, JSON of another shape, no corners) is removed from FastF1's HTTP
-        cache, so the next try asks the host again instead of reading the junk for 12 h."""
+        The request gets `CIRCUIT_INFO_TIMEOUT_SECONDS`; a host that timed out, was unreachable or whose answer
+        broke off (a redirect loop, the connection cut mid-answer) is not asked again by this process for
+        `CIRCUIT_INFO_RETRY_AFTER_SECONDS`. An HTTP 200 answer that is not usable circuit info (not JSON, JSON
+        of another shape, no corners, a corner number outside 1..`MAX_CORNER_NUMBER`) is removed from FastF1's
+        HTTP cache, so the next try asks the host again instead of reading the junk for 12 h."""
         base = self.effective_circuit_info_url()
         parts = urlsplit(base)
         if not parts.path.endswith(MVAPI_PATH):
@@ -489,6 +509,11 @@ class FastF1Resource(dg.ConfigurableResource):
             return CircuitCorners(None, url, _circuit_info_failed(
                 base, f"the circuit-info host is unreachable: {url} ({type(error).__name__}; "
                 f"{CIRCUIT_INFO_URL_VARIABLE}); {retry}"))
+        for kind, what in _CIRCUIT_INFO_BROKEN:
+            if isinstance(error, kind):
+                return CircuitCorners(None, url, _circuit_info_failed(base, settings.redact(
+                    f"the circuit-info host {what.format(url=url)} ({type(error).__name__}; "
+                    f"{CIRCUIT_INFO_URL_VARIABLE}); {retry}")))
         value = outcome.get("value")
         if statuses and (value is None or isinstance(error, AttributeError)):
             # FastF1 got an HTTP error (not cached by FastF1): get_circuit_info then fails on None
@@ -503,6 +528,10 @@ class FastF1Resource(dg.ConfigurableResource):
             junk = "it lists no corners"
         elif (corners["Number"] == 0).all() or ((corners["X"] == 0) & (corners["Y"] == 0)).all():
             junk = "its corners have no numbers or no positions"
+        elif bad_numbers := [n for n in corners["Number"] if not 1 <= n <= MAX_CORNER_NUMBER]:
+            shown = ", ".join(s if len(s := str(n)) <= 12 else f"{s[:6]}…({len(s)} digits)" for n in bad_numbers[:3])
+            junk = (f"{len(bad_numbers)} corner number{'s' if len(bad_numbers) > 1 else ''} outside "
+                    f"1..{MAX_CORNER_NUMBER}: {shown}")
         if junk is not None:
             Cache.delete_response(raw_url)  # FastF1's HTTP cache keeps a 200 answer for 12 h: not this one
             return CircuitCorners(None, url, settings.redact(
@@ -631,8 +660,15 @@ class FastF1Resource(dg.ConfigurableResource):
         loaded.missing_streams = missing
         loaded.not_served = tuple(s for s in missing if s in fastf1_log.not_served)
         loaded.weather_not_served = WEATHER_STREAM in fastf1_log.not_served
-        if len(loaded.weather):
+        loaded.fastf1_weather_error = fastf1_log.weather_error and settings.redact(fastf1_log.weather_error)
+        # whenever the stream was asked for and served: also when FastF1's frame is empty because its parser
+        # failed on one value (it then drops the whole stream, e.g. float(None) on one `"AirTemp": null`)
+        if laps and not loaded.weather_not_served:
             loaded.weather_samples = _strict_weather(loaded)
+            if loaded.fastf1_weather_error and len(loaded.weather):
+                loaded.warnings.append(
+                    f"FastF1 could not parse the {WEATHER_STREAM} stream ({loaded.fastf1_weather_error}); its "
+                    f"{len(loaded.weather)} samples come from the strict parse (unreadable values NaN)")
         return loaded
 
 

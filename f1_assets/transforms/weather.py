@@ -27,9 +27,10 @@ value but "1", i.e. "Dry"): here such a value is NaN (Rainfall NA), never a made
 The design's categorical binning:
 - `weather` per lap: 'Wet' = rain during the lap (`rainfall` true), 'Dry' = no rain, 'UNKNOWN' = no
   weather sample for the lap (before 2018, no FastF1 session, or no weather stream).
-- `race_weather` per race, from its laps' `rainfall`: 'Dry' = no lap with rain, 'Wet' = rain on most
-  laps (more than half of the driver-laps with a known weather), 'Mixed' = rain on some laps but not
-  most, 'UNKNOWN' = no lap with a known weather.
+- `race_weather` per race, from its laps' `rainfall`: 'UNKNOWN' = fewer than `KNOWN_SHARE` (half) of the
+  race's driver-laps have a known weather (rain in the laps without a sample would go unseen: a race is not
+  'Dry' on a few minutes of samples); otherwise 'Dry' = no lap with rain, 'Wet' = rain on most laps (more
+  than `WET_SHARE`, half, of the driver-laps with a known weather), 'Mixed' = rain on some laps but not most.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ DRY, WET, MIXED, UNKNOWN = "Dry", "Wet", "Mixed", "UNKNOWN"
 # F1 sends a weather sample about once a minute: a lap without a sample inside takes the last one before
 # its end only when that one is at most this old (a few missed samples); older, the lap's weather is unknown
 WEATHER_MAX_AGE = pd.Timedelta(minutes=5)
-WET_SHARE = 0.5  # a race is 'Wet' when more than this share of its driver-laps had rain
+WET_SHARE = 0.5  # a race is 'Wet' when more than this share of its driver-laps with a known weather had rain
+# a race has a bin only when at least this share of its driver-laps has a known weather; below it 'UNKNOWN'
+KNOWN_SHARE = 0.5
 # FastF1's weather channels → the columns of fastf1_laps (numbers; Rainfall is handled apart)
 NUMERIC_CHANNELS = {
     "AirTemp": "air_temp_c",
@@ -180,9 +183,10 @@ def weather_bin(rainfall: pd.Series) -> pd.Series:
 
 
 def race_weather_bin(rainfall: pd.Series) -> str:
-    """Per race, from its laps' `rainfall`: 'Dry', 'Wet' (rain on most laps), 'Mixed' or 'UNKNOWN'."""
+    """Per race, from all its laps' `rainfall` (NA: no weather for the lap): 'Dry', 'Wet' (rain on most known
+    laps), 'Mixed', or 'UNKNOWN' when fewer than `KNOWN_SHARE` of the laps have a known weather."""
     known = rainfall.astype("boolean").dropna()
-    if known.empty:
+    if known.empty or len(known) < KNOWN_SHARE * len(rainfall):
         return UNKNOWN
     wet = int(known.sum())
     if wet == 0:
