@@ -504,3 +504,16 @@ def test_baku_sectors_and_unknown_weather_through_the_assets(recorded_upstreams,
     assert set(stored["weather"]) == {UNKNOWN} and set(stored["race_weather"]) == {UNKNOWN}
     ff = wh.read_partition("fastf1_laps", {"season": 2018, "round": 4})
     assert ff[["air_temp_c", "pressure_mbar", "wind_direction_deg", "rainfall"]].isna().all().all()
+
+
+def test_weather_warnings_of_the_load_reach_the_asset_metadata():
+    """What the load said about the weather stream (e.g. FastF1's parse error, recovered) is in fastf1_laps'
+    metadata; other warnings are not."""
+    from f1_assets.assets.ingest_fastf1 import _weather_metadata
+    from f1_assets.resources.fastf1 import LoadedRace
+
+    said = "FastF1 could not parse the weather stream (TypeError: float()); 163 samples read strictly"
+    loaded = LoadedRace(race=parse_race_key("2022-01"), session=None, warnings=[said, "Failed to load lap data"])
+    assert _weather_metadata(loaded, pd.DataFrame())["weather_warnings"].value == [said]
+    assert "weather_warnings" not in _weather_metadata(LoadedRace(race=parse_race_key("2022-01"), session=None),
+                                                       pd.DataFrame())

@@ -245,6 +245,10 @@ def _weather_metadata(outcome: Outcome, rows: pd.DataFrame) -> dict[str, Any]:
     }
     if reason:
         metadata["weather_reason"] = reason
+    if isinstance(outcome, LoadedRace):
+        said = [w for w in outcome.warnings if "weather" in w.lower()]
+        if said:  # e.g. FastF1 could not parse the stream and the strict re-read recovered it
+            metadata["weather_warnings"] = dg.MetadataValue.json(said[:5])
     return metadata
 
 
