@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +163,18 @@ def replay_pages(replay: Path, stem: str) -> list[tuple[str, dict[str, Any]]]:
                    key=lambda p: int(re.search(r"offset=(\d+)", p.name).group(1)))
     assert files, f"no replay pages for {stem} in {replay}"
     return [(p.name, json.loads(p.read_text())) for p in files]
+
+
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real ThreadingHTTPServer on 127.0.0.1 (a free port) serving `handler` in a thread; yields
+    `http://127.0.0.1:<port>`; shut down and closed afterwards."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -23,7 +23,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -36,6 +36,7 @@ from f1_assets.resources.fastf1 import (
     MAX_CORNER_NUMBER,
     FastF1Resource,
 )
+from f1_assets_tests.helpers import http_server
 from f1_assets_tests.livetiming_server import refused_url
 from f1_assets_tests.test_kinematics import CIRCUIT_JSON, circuit_info_server
 
@@ -214,15 +215,8 @@ def broken_host(mode: str) -> Iterator[tuple[str, list[str]]]:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/{mode}/api/v1/", asked
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with http_server(Handler) as base:
+        yield f"{base}/{mode}/api/v1/", asked
 
 
 @pytest.mark.parametrize(("mode", "named"), [("loop", "answered {url} with too many redirects (a redirect loop)"),

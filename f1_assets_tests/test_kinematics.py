@@ -12,10 +12,9 @@ read through FastF1's own `Session.get_circuit_info()` on the recorded 2018 Baku
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,7 @@ from f1_assets.tables import table
 from f1_assets.transforms import kinematics as kin
 from f1_assets.transforms.features import build_telemetry_features, lap_samples
 from f1_assets.transforms.telemetry import merge_race_telemetry
+from f1_assets_tests.helpers import http_server
 from f1_assets_tests.livetiming_server import refused_url
 
 G = 9.80665
@@ -183,15 +183,8 @@ def circuit_info_server(routes: dict[str, bytes]) -> Iterator[tuple[str, list[st
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/mv/api/v1/", asked
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with http_server(Handler) as base:
+        yield f"{base}/mv/api/v1/", asked
 
 
 @pytest.fixture(scope="module")
