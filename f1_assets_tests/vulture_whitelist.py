@@ -40,3 +40,6 @@ read_by.schedule_url_env_var
 read_by.jolpica_url_env_var
 read_by.cache_dir_env_var
 read_by.circuit_info_url_env_var
+
+# logging's formatters read a record's levelname (resources/fastf1.py: the no-F1-account line, downgraded to INFO)
+read_by.levelname
