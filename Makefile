@@ -19,8 +19,10 @@ install: $(BIN)/dagster
 demo: install
 	$(BIN)/python -m f1_assets_tests.demo --port $(PORT)
 
+# `dagster dev -w workspace.yaml` (the layout's workspace file: `dg dev` builds its own and ignores it) warns that
+# it is superseded by `dg dev`: that one warning is silenced (f1_assets_tests/demo.py does the same)
 dev: install
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 test: install
 	$(BIN)/pytest -q -rs -p no:cacheprovider

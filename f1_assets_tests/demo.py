@@ -37,6 +37,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+# `dagster dev -w workspace.yaml` (the layout's workspace file; `dg dev` would build its own and ignore it) warns
+# that `dev_command` is superseded by `dg dev`: that one warning is silenced, nothing else (the Makefile too)
+DEV_QUIET = "ignore:Function `dev_command` is superseded"
 REPO = Path(__file__).resolve().parents[1]
 STATE_VARIABLE = "F1_DEMO_STATE"
 RACES_2023 = ("2023-01", "2023-10")  # the 2023 races whose every Jolpica table is recorded
@@ -246,7 +249,8 @@ def run_ui(out: TextIO, state: Path, env: dict[str, str], port: int) -> int:
     signal.signal(signal.SIGTERM, forward)
     with open(log, "a") as file:
         proc = subprocess.Popen([str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                                cwd=REPO, env=env, stdout=file, stderr=subprocess.STDOUT, restore_signals=True,
+                                cwd=REPO, env={**env, "PYTHONWARNINGS": DEV_QUIET}, stdout=file,
+                                stderr=subprocess.STDOUT, restore_signals=True,
                                 start_new_session=True, preexec_fn=_default_signals)
     child.append(proc)
     if stopping:

@@ -219,3 +219,5 @@ def test_demo_ui_shows_the_assets_materialized(demo_run):
         code = proc.wait(timeout=120)
         rest = proc.stdout.read()
     assert code == 0 and "demo: the UI exited (0)" in rest, rest + proc.stderr.read()
+    ui_log = (state / "dagster-dev.log").read_text()
+    assert "Serving dagster-webserver" in ui_log and "superseded" not in ui_log  # no SupersessionWarning noise
