@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from f1_assets_tests.jolpica_server import port_number
+
 # `dagster dev -w workspace.yaml` (the layout's workspace file; `dg dev` would build its own and ignore it) warns
 # that `dev_command` is superseded by `dg dev`: that one warning is silenced, nothing else (the Makefile too)
 DEV_QUIET = "ignore:Function `dev_command` is superseded"
@@ -55,8 +57,9 @@ ML_CONFIG = {"ops": {"split_views": {"config": SPLIT_CONFIG}, "driver_profiles":
 ML_ASSETS = ("train", "validation", "test", "driver_profiles", "era_statistics", "standardised_telemetry_features",
              "circuit_versions")
 # settings the demo does not want from the caller's shell: its warehouse and blobs live under its own F1_HOME,
-# and it posts no alert anywhere
-CLEARED = ("F1_WAREHOUSE_URL", "F1_BLOB_URL", "F1_JOLPICA_DUMP_URL", "F1_ALERT_WEBHOOK_URL")
+# and it posts no alert anywhere; the request budget and settle period are the defaults (a local replay)
+CLEARED = ("F1_WAREHOUSE_URL", "F1_BLOB_URL", "F1_JOLPICA_DUMP_URL", "F1_ALERT_WEBHOOK_URL",
+           "F1_JOLPICA_HOURLY_BUDGET", "F1_SETTLE_DAYS")
 
 
 def say(out: TextIO, message: str) -> None:
@@ -153,6 +156,18 @@ def _materialized(instance: Any, asset: str, partition: str | None = None) -> bo
     return partition in instance.get_materialized_partitions(key)
 
 
+def _ml_current(instance: Any) -> bool:
+    """Every ML asset materialized after the newest materialization of the race tables it is built from."""
+    import dagster as dg
+
+    def newest(asset: str) -> int:
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset)), limit=1)
+        return records.records[0].storage_id if records.records else -1
+
+    inputs = max(newest(a) for a in ("lap_features", "fastf1_laps", "raw_races"))
+    return all(newest(a) > inputs for a in ML_ASSETS)
+
+
 def load(out: TextIO) -> bool:
     """Materialize what the recordings hold (the environment is already the demo's). True when all did."""
     import dagster as dg
@@ -167,6 +182,10 @@ def load(out: TextIO) -> bool:
 
     def step(label: str, done: bool, job: str, partition: str | None = None, **kwargs: Any) -> None:
         nonlocal ok
+        if _STOP:
+            raise KeyboardInterrupt
+        if not ok:  # a failed step stops the load: nothing downstream is built on what is missing
+            return
         if done:
             say(out, f"{label}: already materialized, skipped")
             return
@@ -174,6 +193,8 @@ def load(out: TextIO) -> bool:
         success = cli._run(job, partition, instance, warehouse, **kwargs)
         ok = ok and success
         say(out, f"{label}: {'done' if success else 'FAILED (see the log)'} in {time.monotonic() - started:.1f} s")
+        if not success:
+            say(out, "stopped at this step: run the demo again to go on")
 
     for season in ("2023", FASTF1_RACE[:4]):
         step(f"{season} calendar", _materialized(instance, "raw_races", season), "season_calendar", season)
@@ -186,7 +207,7 @@ def load(out: TextIO) -> bool:
     step(f"{FASTF1_RACE} results and FastF1 laps", all(_materialized(instance, a.path[-1], FASTF1_RACE)
                                                        for a in fastf1),
          "race_pipeline", FASTF1_RACE, asset_selection=fastf1)
-    step("ML layer (train/validation/test, driver_profiles, eras)", all(_materialized(instance, a) for a in ML_ASSETS),
+    step("ML layer (train/validation/test, driver_profiles, eras)", _ml_current(instance),
          "__ASSET_JOB", asset_selection=[dg.AssetKey(a) for a in ML_ASSETS], run_config=ML_CONFIG)
     return ok
 
@@ -221,6 +242,12 @@ def _default_signals() -> None:
     would ignore Ctrl-C and SIGTERM (`Popen(restore_signals=True)` restores only SIGPIPE, SIGXFZ, SIGXFSZ)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    # Linux: when the demo dies without forwarding (kill -9), the kernel sends the UI SIGINT: no orphaned UI
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGINT))  # PR_SET_PDEATHSIG
 
 
 def run_ui(out: TextIO, state: Path, env: dict[str, str], port: int) -> int:
@@ -247,6 +274,7 @@ def run_ui(out: TextIO, state: Path, env: dict[str, str], port: int) -> int:
 
     signal.signal(signal.SIGINT, forward)  # before the child exists: a signal meanwhile is not lost
     signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGHUP, forward)  # the terminal closed
     with open(log, "a") as file:
         proc = subprocess.Popen([str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
                                 cwd=REPO, env={**env, "PYTHONWARNINGS": DEV_QUIET}, stdout=file,
@@ -272,17 +300,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--state", type=Path, default=Path(os.environ.get(STATE_VARIABLE) or REPO / ".demo"),
                         metavar="DIR", help=f"the demo's state folder (default: ${STATE_VARIABLE} or .demo/)")
     parser.add_argument("--no-ui", action="store_true", help="load only; do not start the Dagster UI")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000),
+    parser.add_argument("--port", type=port_number, default=os.environ.get("PORT") or "3000",
                         help="the UI's port on 127.0.0.1 (default: $PORT or 3000)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from f1_assets_tests.recorded import recorded_data_dir
+
+    from f1_assets.settings import ConfigError
 
     args = parse_args(argv)
+    if args.port == 0:
+        print("demo: error: --port/PORT 0: the UI needs a fixed port (1-65535)", file=sys.stderr)
+        return 2
     state = args.state.resolve()
-    state.mkdir(parents=True, exist_ok=True)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        probe = state / ".writable"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        print(f"demo: error: the state folder {state} (--state / ${STATE_VARIABLE}) is not a writable folder: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    # Ctrl-C, SIGTERM or a closed terminal between runs stops the load (during a run Dagster turns them into a
+    # failed run, and a failed step stops the load)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    try:
+        return _main(args, state)
+    except KeyboardInterrupt:
+        print("demo: stopped", file=sys.stderr)
+        return 130
+    except ConfigError as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 2
+
+
+_STOP: list[int] = []  # the signals asked to stop the load
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """Between runs: stop now. During a run Dagster holds SIGINT (it fails the run at the next step boundary),
+    so SIGTERM/SIGHUP are passed on to it as SIGINT; the load stops before its next step either way."""
+    _STOP.append(signum)
+    if signum != signal.SIGINT and signal.getsignal(signal.SIGINT) is not _interrupt:
+        signal.raise_signal(signal.SIGINT)
+        return
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _main(args: argparse.Namespace, state: Path) -> int:
+    from f1_assets_tests.recorded import recorded_data_dir
+
     out = sys.stdout
     started = time.monotonic()
     with replay_servers(recorded_data_dir()) as servers:
@@ -297,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             ok = load(progress)
             summary(progress)
         say(out, f"load {'complete' if ok else 'INCOMPLETE'} in {time.monotonic() - started:.1f} s")
+        if _STOP:
+            raise KeyboardInterrupt
         if args.no_ui:
             return 0 if ok else 1
         if not ok:

@@ -211,7 +211,11 @@ def load_replay_dir(directory: Path) -> dict[str, Dataset]:
         if not match:
             continue
         endpoint = match.group(1).replace("@", "/")
-        groups.setdefault(endpoint, []).append((int(match.group(2)), json.loads(path.read_text())))
+        try:
+            payload = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not a recorded Jolpica page (not JSON: {exc})") from None
+        groups.setdefault(endpoint, []).append((int(match.group(2)), payload))
     datasets = {ep: dataset_from_pages([p for _, p in sorted(pages)]) for ep, pages in groups.items()}
     add_season_tables(datasets)
     if (directory.parent / DUMP_BESIDE_REPLAY).is_file():
@@ -398,6 +402,7 @@ def serve_until_stopped(httpd: ThreadingHTTPServer) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # also when started in the background (a shell ignores SIGINT there)
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:
@@ -429,7 +434,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir() or not any(args.data.glob(PAGES_GLOB)):
         print(f"{prog}: error: no recorded Jolpica pages ({PAGES_GLOB}) in {args.data}", file=sys.stderr)
         return 2
-    state = ServerState(datasets=load_replay_dir(args.data))
+    try:
+        datasets = load_replay_dir(args.data)
+    except ValueError as exc:  # a page that is not JSON (the message names the file)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyError, TypeError, IndexError) as exc:  # JSON, but not Jolpica's MRData shape
+        print(f"{prog}: error: a page in {args.data} is not in Jolpica's shape ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return 2
+    state = ServerState(datasets=datasets)
     httpd = _bind(prog, type("Handler", (_Handler,), {"state": state}), args.port)
     print(f"serving {len(state.datasets)} recorded endpoints from {args.data} (Ctrl-C stops); set:", flush=True)
     print(f"F1_JOLPICA_URL=http://127.0.0.1:{httpd.server_address[1]}{PREFIX}", flush=True)

@@ -133,6 +133,21 @@ def test_server_errors(tmp_path):
             assert f"port {port} on 127.0.0.1 is busy" in one_line_error([module, "--port", str(port)])
     for module in SERVERS:
         assert "'70000' is not a port number" in one_line_error([module, "--port", "70000"])
+    page = tmp_path / "ergast@f1@2023@1@results.json@limit=100@offset=0.json"
+    page.write_text("{not json")
+    assert f"{page}: not a recorded Jolpica page (not JSON" in one_line_error([SERVERS[0], "--data", str(tmp_path)])
+    page.write_text("[]")
+    assert "is not in Jolpica's shape (TypeError" in one_line_error([SERVERS[0], "--data", str(tmp_path)])
+
+
+def test_demo_errors_are_one_line(tmp_path):
+    """A state folder that cannot be written, a port that cannot be used: one line naming it, exit 2."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    line = one_line_error(["f1_assets_tests.demo", "--no-ui", "--state", str(afile / "sub")])
+    assert f"the state folder {afile / 'sub'} (--state / $F1_DEMO_STATE) is not a writable folder" in line
+    assert "'99999' is not a port number" in one_line_error(["f1_assets_tests.demo", "--port", "99999"])
+    assert "the UI needs a fixed port" in one_line_error(["f1_assets_tests.demo", "--port", "0"])
 
 
 def start(module: str) -> tuple[subprocess.Popen, dict[str, str]]:
