@@ -73,8 +73,12 @@ def _error(exc: Exception) -> None:
 
 
 def _instance() -> dg.DagsterInstance:
-    if not os.environ.get("DAGSTER_HOME"):
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
         raise UsageError("set DAGSTER_HOME (e.g. export DAGSTER_HOME=$PWD, as `make dev` does)")
+    if not os.path.isdir(home):
+        raise UsageError(f"DAGSTER_HOME={home} is not a folder: create it (mkdir -p) and copy the repository's "
+                         "dagster.yaml there, or export DAGSTER_HOME=$PWD")
     instance = dg.DagsterInstance.get()
     if not (instance.get_settings("python_logs") or {}).get("dagster_handler_config"):
         _say(f"{instance.root_directory}/dagster.yaml has no python_logs handler: runs print no JSON log lines "

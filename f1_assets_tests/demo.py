@@ -257,6 +257,8 @@ def run_ui(out: TextIO, state: Path, env: dict[str, str], port: int) -> int:
     url = f"http://127.0.0.1:{port}"
     log = state / "dagster-dev.log"
     with socket.socket() as probe:
+        # as the webserver binds (SO_REUSEADDR): a port left in TIME-WAIT by the last demo is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

@@ -262,3 +262,13 @@ def test_allow_shrink_is_accepted_before_or_after_the_command(argv):
 
     assert parse_args(argv).allow_shrink is True
     assert parse_args([a for a in argv if a != "--allow-shrink"]).allow_shrink is False
+
+
+def test_a_dagster_home_that_is_no_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    from f1_assets import cli
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "missing"))
+    assert cli.main(["race", "2023-01"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"f1-assets: error: DAGSTER_HOME={tmp_path / 'missing'} is not a folder: create it "
+                           "(mkdir -p) and copy the repository's dagster.yaml there, or export DAGSTER_HOME=$PWD")

@@ -115,7 +115,9 @@ def _wait_for_webserver(url: str, proc: subprocess.Popen, log: Path, timeout: fl
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is not None:
         return
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+    # SIGINT first: dagster dev's own clean shutdown stops its webserver, daemon and code server (a SIGTERM to
+    # the group left the code server's grandchild running)
+    for sig, wait in ((signal.SIGINT, 30), (signal.SIGTERM, 20), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
