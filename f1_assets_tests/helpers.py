@@ -178,3 +178,33 @@ def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def replayed_2023_races(shared_data: Path) -> dict[int, dict[str, Any]]:
+    """Round → the calendar row (`races`), results, laps, pit stops and lap_features of the replayed 2023
+    rounds 1 and 10, parsed from the recorded pages and built by the pure transforms."""
+    from f1_assets.transforms import jolpica
+    from f1_assets.transforms.features import build_lap_features
+
+    replay = shared_data / "jolpica-replay"
+    schedule = jolpica.parse_schedule(replay_pages(replay, "ergast@f1@2023.json"))
+    out = {}
+    for rnd in (1, 10):
+        race = schedule[schedule["round"] == rnd].reset_index(drop=True)
+        results = jolpica.parse_results(replay_pages(replay, f"ergast@f1@2023@{rnd}@results.json"))
+        laps = jolpica.parse_laps(replay_pages(replay, f"ergast@f1@2023@{rnd}@laps.json"))
+        stops = jolpica.parse_pit_stops(replay_pages(replay, f"ergast@f1@2023@{rnd}@pitstops.json"))
+        out[rnd] = {"races": race, "results": results, "laps": laps, "stops": stops,
+                    "features": build_lap_features(race.iloc[0], results, laps, stops, None)}
+    return out
+
+
+def load_baku(upstreams: Any, cache_dir: Path) -> tuple[Any, Any]:
+    """(the FastF1 resource on the recorded upstreams, the recorded 2018 Baku race loaded through it: laps only,
+    no telemetry is recorded), FastF1's cache in `cache_dir`."""
+    from f1_assets.partitions import parse_race_key
+    from f1_assets.resources.fastf1 import FastF1Resource
+
+    resource = FastF1Resource(livetiming_url=upstreams.livetiming_url, schedule_url=upstreams.schedule_url,
+                              jolpica_url=upstreams.jolpica_url, cache_dir=str(cache_dir))
+    return resource, resource.load_race(parse_race_key("2018-04"), laps=True)

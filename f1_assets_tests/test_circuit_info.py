@@ -28,15 +28,13 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from f1_assets import settings
-from f1_assets.partitions import parse_race_key
 from f1_assets.resources import fastf1 as fastf1_resource
 from f1_assets.resources.fastf1 import (
     CIRCUIT_INFO_RETRY_AFTER_SECONDS,
     CIRCUIT_INFO_TIMEOUT_SECONDS,
     MAX_CORNER_NUMBER,
-    FastF1Resource,
 )
-from f1_assets_tests.helpers import http_server
+from f1_assets_tests.helpers import http_server, load_baku
 from f1_assets_tests.livetiming_server import refused_url
 from f1_assets_tests.test_kinematics import CIRCUIT_JSON, circuit_info_server
 
@@ -48,10 +46,7 @@ PATH = "/mv/api/v1/circuits/144/2018"  # Baku 2018, as FastF1 asks for it under 
 @pytest.fixture(scope="module")
 def baku(recorded_upstreams, tmp_path_factory):
     """The recorded 2018 Baku race loaded through FastF1 (its cache, with FastF1's HTTP cache, in a tmp dir)."""
-    resource = FastF1Resource(livetiming_url=recorded_upstreams.livetiming_url,
-                              schedule_url=recorded_upstreams.schedule_url, jolpica_url=recorded_upstreams.jolpica_url,
-                              cache_dir=str(tmp_path_factory.mktemp("ff1cache")))
-    return resource, resource.load_race(parse_race_key("2018-04"), laps=True)
+    return load_baku(recorded_upstreams, tmp_path_factory.mktemp("ff1cache"))
 
 
 @pytest.fixture

@@ -22,9 +22,8 @@ from f1_assets.assets.ml.eras import FEATURES, STANDARDISED_VIEW
 from f1_assets.definitions import build_resources
 from f1_assets.storage.warehouse import warehouse_from_url
 from f1_assets.tables import table
-from f1_assets.transforms import eras, jolpica
-from f1_assets.transforms.features import build_lap_features
-from f1_assets_tests.helpers import check_results, metadata_of, replay_pages
+from f1_assets.transforms import eras
+from f1_assets_tests.helpers import check_results, metadata_of, replayed_2023_races
 from f1_assets_tests.test_migrations import _columns, _structure  # the structure comparison the migration tests use
 
 # Bahrain (2023-03-05) in train, British (2023-07-09) in test
@@ -161,16 +160,7 @@ def test_a_change_of_lap_distance_beyond_the_threshold_starts_a_circuit_version(
 @pytest.fixture(scope="module")
 def real_lap_features(shared_data: Path) -> dict[int, tuple[pd.DataFrame, pd.DataFrame]]:
     """(raw_races row, lap_features) of the replayed 2023 rounds 1 and 10."""
-    replay = shared_data / "jolpica-replay"
-    schedule = jolpica.parse_schedule(replay_pages(replay, "ergast@f1@2023.json"))
-    out = {}
-    for rnd in (1, 10):
-        race = schedule[schedule["round"] == rnd].reset_index(drop=True)
-        results = jolpica.parse_results(replay_pages(replay, f"ergast@f1@2023@{rnd}@results.json"))
-        laps = jolpica.parse_laps(replay_pages(replay, f"ergast@f1@2023@{rnd}@laps.json"))
-        stops = jolpica.parse_pit_stops(replay_pages(replay, f"ergast@f1@2023@{rnd}@pitstops.json"))
-        out[rnd] = (race, build_lap_features(race.iloc[0], results, laps, stops, None))
-    return out
+    return {rnd: (race["races"], race["features"]) for rnd, race in replayed_2023_races(shared_data).items()}
 
 
 def _load_real(url: str, real: dict[int, tuple[pd.DataFrame, pd.DataFrame]]) -> None:

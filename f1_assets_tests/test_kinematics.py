@@ -21,14 +21,12 @@ import pandas as pd
 import pytest
 
 from f1_assets.checks.rules import ALL
-from f1_assets.partitions import parse_race_key
-from f1_assets.resources.fastf1 import FastF1Resource
 from f1_assets.settings import ConfigError
 from f1_assets.tables import table
 from f1_assets.transforms import kinematics as kin
 from f1_assets.transforms.features import build_telemetry_features, lap_samples
 from f1_assets.transforms.telemetry import merge_race_telemetry
-from f1_assets_tests.helpers import http_server
+from f1_assets_tests.helpers import http_server, load_baku
 from f1_assets_tests.livetiming_server import refused_url
 
 G = 9.80665
@@ -190,10 +188,7 @@ def circuit_info_server(routes: dict[str, bytes]) -> Iterator[tuple[str, list[st
 @pytest.fixture(scope="module")
 def baku(recorded_upstreams, tmp_path_factory):
     """The recorded 2018 Baku race loaded through FastF1 (laps only: no telemetry is recorded)."""
-    resource = FastF1Resource(livetiming_url=recorded_upstreams.livetiming_url,
-                              schedule_url=recorded_upstreams.schedule_url, jolpica_url=recorded_upstreams.jolpica_url,
-                              cache_dir=str(tmp_path_factory.mktemp("ff1cache")))
-    return resource, resource.load_race(parse_race_key("2018-04"), laps=True)
+    return load_baku(recorded_upstreams, tmp_path_factory.mktemp("ff1cache"))
 
 
 def test_corners_from_fastf1_circuit_info_over_http(baku):

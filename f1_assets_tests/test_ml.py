@@ -27,11 +27,9 @@ from f1_assets.assets.ml import (
 from f1_assets.definitions import build_resources
 from f1_assets.storage.warehouse import warehouse_from_url
 from f1_assets.tables import table
-from f1_assets.transforms import jolpica
 from f1_assets.transforms import profiles as prof
-from f1_assets.transforms.features import build_lap_features
 from f1_assets.transforms.plots import lap_time_distribution_png
-from f1_assets_tests.helpers import materialize, replay_pages
+from f1_assets_tests.helpers import materialize, replayed_2023_races
 
 BAHRAIN, BRITISH = "2023-01", "2023-10"
 ROWS = {BAHRAIN: 1055, BRITISH: 970}
@@ -51,16 +49,8 @@ PARAMS = prof.ProfileParams(**PROFILE_CFG)
 
 @pytest.fixture(scope="module")
 def races(shared_data: Path) -> dict[str, dict[str, pd.DataFrame]]:
-    replay = shared_data / "jolpica-replay"
-    schedule = jolpica.parse_schedule(replay_pages(replay, "ergast@f1@2023.json"))
-    out = {}
-    for rnd in (1, 10):
-        race = schedule[schedule["round"] == rnd].reset_index(drop=True)
-        results = jolpica.parse_results(replay_pages(replay, f"ergast@f1@2023@{rnd}@results.json"))
-        laps = jolpica.parse_laps(replay_pages(replay, f"ergast@f1@2023@{rnd}@laps.json"))
-        stops = jolpica.parse_pit_stops(replay_pages(replay, f"ergast@f1@2023@{rnd}@pitstops.json"))
-        features = build_lap_features(race.iloc[0], results, laps, stops, None)
-        out[f"2023-{rnd:02d}"] = {"races": race, "results": results, "features": features}
+    out = {f"2023-{rnd:02d}": {k: race[k] for k in ("races", "results", "features")}
+           for rnd, race in replayed_2023_races(shared_data).items()}
     assert {k: len(v["features"]) for k, v in out.items()} == ROWS
     return out
 
